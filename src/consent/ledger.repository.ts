@@ -1,0 +1,62 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { ConsentEventRow, Tables } from '../storage/index.js';
+
+type Executor = Kysely<Tables> | Transaction<Tables>;
+
+/**
+ * Takes the chain-head lock: a no-op update of the single head row. It is the
+ * first write of every ledger transaction, so on PostgreSQL it is a row lock
+ * held to commit and on SQLite it takes the write lock before any read
+ * (no stale snapshot, no upgrade deadlock between processes).
+ */
+export async function lockHead(trx: Transaction<Tables>): Promise<void> {
+  await trx.updateTable('ledger_head').set((eb) => ({ seq: eb.ref('seq') })).where('id', '=', 1).execute();
+}
+
+/** Reads the chain head (last sequence number and hash). */
+export async function readHead(db: Executor): Promise<{ seq: number; hash: string }> {
+  const head = await db.selectFrom('ledger_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { seq: Number(head.seq), hash: head.hash };
+}
+
+/** Moves the head to the last appended event. */
+export async function writeHead(trx: Transaction<Tables>, head: { seq: number; hash: string }): Promise<void> {
+  await trx.updateTable('ledger_head').set({ seq: head.seq, hash: head.hash }).where('id', '=', 1).execute();
+}
+
+/** Appends chained rows. */
+export async function insertEvents(trx: Transaction<Tables>, rows: ConsentEventRow[]): Promise<void> {
+  // Chunked so a large import stays under SQLite's bound-parameter limit.
+  for (let i = 0; i < rows.length; i += 500) {
+    await trx.insertInto('consent_events').values(rows.slice(i, i + 500)).execute();
+  }
+}
+
+/** Projects a topic event onto current state, in the appending transaction. */
+export async function upsertState(
+  trx: Transaction<Tables>,
+  state: { contact_id: string; topic_id: string; state: string; since: string; event_seq: number },
+): Promise<void> {
+  await trx
+    .insertInto('consent_states')
+    .values(state)
+    .onConflict((oc) =>
+      oc.columns(['contact_id', 'topic_id']).doUpdateSet({ state: state.state, since: state.since, event_seq: state.event_seq }),
+    )
+    .execute();
+}
+
+/** A page of the chain in sequence order, for verification and rebuilds. */
+export async function readEventsAfter(db: Executor, afterSeq: number, limit: number): Promise<ConsentEventRow[]> {
+  return db.selectFrom('consent_events').selectAll().where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+}
+
+/** Every event of one contact, oldest first (proof, export). */
+export async function readContactEvents(db: Executor, contactId: string): Promise<ConsentEventRow[]> {
+  return db.selectFrom('consent_events').selectAll().where('contact_id', '=', contactId).orderBy('seq').execute();
+}
+
+/** One event by id. */
+export async function findEvent(db: Executor, id: string): Promise<ConsentEventRow | undefined> {
+  return db.selectFrom('consent_events').selectAll().where('id', '=', id).executeTakeFirst();
+}

@@ -1,0 +1,77 @@
+import type { Transaction } from 'kysely';
+import type { ConsentEventRow, Db, Tables } from '../storage/index.js';
+import { chainEvent, checkHead, checkLink, topicEventTypes, type ChainFault, type EventDraft } from './ledger.js';
+import { insertEvents, lockHead, readEventsAfter, readHead, upsertState, writeHead } from './ledger.repository.js';
+
+export interface LedgerWriter {
+  /** Chains and stores events, updating the projection; returns the stored rows. */
+  append(drafts: EventDraft[]): Promise<ConsentEventRow[]>;
+}
+
+/**
+ * Runs `work` in one transaction that holds the chain head: events it
+ * appends, the projection and whatever else it writes commit together or
+ * not at all. Batch writers (imports) call `append` once per batch.
+ */
+export async function withLedger<T>(db: Db, work: (trx: Transaction<Tables>, ledger: LedgerWriter) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await lockHead(trx);
+    let head = await readHead(trx);
+    const ledger: LedgerWriter = {
+      append: async (drafts) => {
+        const rows: ConsentEventRow[] = [];
+        for (const draft of drafts) {
+          const row = chainEvent(draft, head);
+          rows.push(row);
+          head = { seq: row.seq, hash: row.hash };
+        }
+        await insertEvents(trx, rows);
+        for (const row of rows) await project(trx, row);
+        return rows;
+      },
+    };
+    const result = await work(trx, ledger);
+    await writeHead(trx, head);
+    return result;
+  });
+}
+
+const topicTypes: readonly string[] = topicEventTypes;
+
+async function project(trx: Transaction<Tables>, row: ConsentEventRow): Promise<void> {
+  if (row.topic_id === null || !topicTypes.includes(row.type)) return;
+  await upsertState(trx, {
+    contact_id: row.contact_id,
+    topic_id: row.topic_id,
+    state: row.type,
+    since: row.occurred_at,
+    event_seq: row.seq,
+  });
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  events: number;
+  head: { seq: number; hash: string };
+  fault?: ChainFault;
+}
+
+/** Walks the whole chain in pages (constant memory) and stops at the first fault. */
+export async function verifyLedger(db: Db, options: { pageSize?: number } = {}): Promise<VerifyReport> {
+  const pageSize = options.pageSize ?? 2000;
+  const head = await readHead(db);
+  let prev = { seq: 0, hash: '0'.repeat(64) };
+  let count = 0;
+  for (;;) {
+    const page = await readEventsAfter(db, prev.seq, pageSize);
+    for (const row of page) {
+      const fault = checkLink(row, prev);
+      if (fault) return { ok: false, events: count, head, fault };
+      prev = { seq: Number(row.seq), hash: row.hash };
+      count += 1;
+    }
+    if (page.length < pageSize) break;
+  }
+  const fault = checkHead(prev, head);
+  return fault ? { ok: false, events: count, head, fault } : { ok: true, events: count, head };
+}

@@ -1,0 +1,38 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Contact, Tables } from '../storage/index.js';
+
+type Executor = Kysely<Tables> | Transaction<Tables>;
+
+/** The contact a match key names, if any (one person, one record). */
+export async function findContactByMatchKey(db: Executor, matchKey: string): Promise<Contact | undefined> {
+  return db.selectFrom('contacts').selectAll().where('match_key', '=', matchKey).executeTakeFirst();
+}
+
+/** A contact by id. */
+export async function findContactById(db: Executor, id: string): Promise<Contact | undefined> {
+  return db.selectFrom('contacts').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Contacts sharing a provider key: probable duplicates, never merged automatically. */
+export async function findContactsByProviderKey(db: Executor, providerKey: string): Promise<Contact[]> {
+  return db.selectFrom('contacts').selectAll().where('provider_key', '=', providerKey).execute();
+}
+
+/** Stores a new contact. */
+export async function insertContact(db: Executor, contact: Contact): Promise<void> {
+  await db.insertInto('contacts').values(contact).execute();
+}
+
+/** Stores a contact's wrapped evidence key. */
+export async function insertContactKey(
+  db: Executor,
+  row: { contact_id: string; wrapped_key: string; created_at: string },
+): Promise<void> {
+  await db.insertInto('contact_keys').values(row).execute();
+}
+
+/** A contact's wrapped evidence key; absent once erased. */
+export async function findContactKey(db: Executor, contactId: string): Promise<string | undefined> {
+  const row = await db.selectFrom('contact_keys').select('wrapped_key').where('contact_id', '=', contactId).executeTakeFirst();
+  return row?.wrapped_key;
+}

@@ -1,0 +1,79 @@
+import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Tables } from './schema.js';
+
+export type Db = Kysely<Tables>;
+
+/**
+ * What differs between the two databases, as capabilities rather than
+ * `if (dialect === 'postgres')` scattered through the repositories.
+ */
+export interface Capabilities {
+  /** `FOR UPDATE SKIP LOCKED` claims (PostgreSQL); SQLite serialises writers instead. */
+  skipLocked: boolean;
+}
+
+export interface Storage {
+  db: Db;
+  dialect: 'sqlite' | 'postgres';
+  capabilities: Capabilities;
+  /** A URL safe to print: no password. */
+  describe: string;
+  close(): Promise<void>;
+}
+
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(url);
+}
+
+/** Opens the database a URL names: `postgres://…` or a SQLite file path (optionally `sqlite:` prefixed). */
+export function openStorage(url: string): Storage {
+  return isPostgresUrl(url) ? openPostgres(url) : openSqlite(sqlitePath(url));
+}
+
+export function sqlitePath(url: string): string {
+  return url.replace(/^sqlite:(\/\/)?/i, '');
+}
+
+function openSqlite(path: string): Storage {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const database = new SqliteDatabase(path);
+  // WAL lets the CLI read while the server writes; busy_timeout makes a
+  // second writer (CLI beside `npm start`) wait instead of failing.
+  database.pragma('journal_mode = WAL');
+  database.pragma('busy_timeout = 10000');
+  database.pragma('foreign_keys = ON');
+  database.pragma('synchronous = NORMAL');
+  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
+  return {
+    db,
+    dialect: 'sqlite',
+    capabilities: { skipLocked: false },
+    describe: `sqlite:${path}`,
+    close: () => db.destroy(),
+  };
+}
+
+// int8 (bigint) columns hold ledger sequence numbers: far below 2^53, so a
+// JavaScript number is exact and keeps one row type for both databases.
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+function openPostgres(url: string): Storage {
+  const pool = new pg.Pool({ connectionString: url, max: 10, types: pgTypes });
+  const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+  const safe = new URL(url);
+  safe.password = '';
+  return {
+    db,
+    dialect: 'postgres',
+    capabilities: { skipLocked: true },
+    describe: safe.toString(),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * Row types of every table. Timestamps are ISO-8601 UTC strings of fixed
+ * width on both databases, so they compare and sort as text; booleans are
+ * 0/1 integers; JSON is text. One representation keeps one set of queries.
+ */
+import type { Generated, Insertable, Selectable } from 'kysely';
+
+export interface TopicsTable {
+  id: string;
+  slug: string;
+  name: string;
+  description: string;
+  is_public: number;
+  created_at: string;
+}
+
+export interface ConsentTextsTable {
+  id: string;
+  topic_id: string;
+  version: number;
+  locale: string;
+  body: string;
+  sha256: string;
+  created_at: string;
+}
+
+export interface FormsTable {
+  id: string;
+  slug: string;
+  version: number;
+  title: string;
+  created_at: string;
+}
+
+export interface FormTopicsTable {
+  form_id: string;
+  topic_id: string;
+  consent_text_id: string;
+  position: number;
+}
+
+export interface ContactsTable {
+  id: string;
+  /** As entered: sending uses it verbatim (RFC 5321 §2.4). Null once erased. */
+  address: string | null;
+  match_key: string | null;
+  provider_key: string | null;
+  locale: string | null;
+  created_at: string;
+  erased_at: string | null;
+}
+
+export interface ContactKeysTable {
+  contact_id: string;
+  wrapped_key: string;
+  created_at: string;
+}
+
+export interface ConsentEventsTable {
+  seq: number;
+  id: string;
+  contact_id: string;
+  topic_id: string | null;
+  type: string;
+  occurred_at: string;
+  evidence: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface LedgerHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface ConsentStatesTable {
+  contact_id: string;
+  topic_id: string;
+  state: string;
+  since: string;
+  event_seq: number;
+}
+
+export interface SuppressionsTable {
+  key_hash: string;
+  key_version: number;
+  scope: string;
+  reason: string;
+  created_at: string;
+  event_seq: number | null;
+}
+
+export interface ConfirmationTokensTable {
+  id: string;
+  token_hash: string;
+  contact_id: string;
+  form_id: string;
+  topic_ids: string;
+  throttle_key: string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface MailLogTable {
+  id: string;
+  contact_id: string;
+  kind: string;
+  message_id: string;
+  created_at: string;
+}
+
+export interface Tables {
+  topics: TopicsTable;
+  consent_texts: ConsentTextsTable;
+  forms: FormsTable;
+  form_topics: FormTopicsTable;
+  contacts: ContactsTable;
+  contact_keys: ContactKeysTable;
+  consent_events: ConsentEventsTable;
+  ledger_head: LedgerHeadTable;
+  consent_states: ConsentStatesTable;
+  suppressions: SuppressionsTable;
+  confirmation_tokens: ConfirmationTokensTable;
+  mail_log: MailLogTable;
+}
+
+export type Topic = Selectable<TopicsTable>;
+export type ConsentText = Selectable<ConsentTextsTable>;
+export type Form = Selectable<FormsTable>;
+export type Contact = Selectable<ContactsTable>;
+export type ConsentEventRow = Selectable<ConsentEventsTable>;
+export type NewConsentEventRow = Insertable<ConsentEventsTable>;
+export type ConsentStateRow = Selectable<ConsentStatesTable>;
+export type ConfirmationToken = Selectable<ConfirmationTokensTable>;
+// Generated is re-exported for tables that later gain generated columns.
+export type { Generated };
