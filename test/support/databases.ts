@@ -59,7 +59,7 @@ async function openSqliteTest(options?: { migrate?: boolean }): Promise<TestData
     storage,
     url,
     cleanup: async () => {
-      await storage.close();
+      await storage.close().catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -82,7 +82,7 @@ async function openPostgresTest(options?: { migrate?: boolean }): Promise<TestDa
     storage,
     url: url.toString(),
     cleanup: async () => {
-      await storage.close();
+      await storage.close().catch(() => undefined);
       const drop = new pg.Client({ connectionString: postgresAdminUrl });
       await drop.connect();
       await drop.query(`drop database if exists ${name} with (force)`);
