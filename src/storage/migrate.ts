@@ -1,10 +1,14 @@
 import { Migrator, type Migration, type MigrationProvider } from 'kysely';
 import type { Db } from './database.js';
 import * as m0001 from './migrations/0001-initial.js';
+import * as m0002 from './migrations/0002-templates.js';
+import * as m0003 from './migrations/0003-campaigns.js';
 
 /** Migrations are imported statically so they ship inside the source tree. */
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
+  '0002-templates': m0002,
+  '0003-campaigns': m0003,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
