@@ -17,3 +17,4 @@ export {
 } from './receipt.js';
 export { generateReceiptKey, receiptKeyFromJwk, publicKeySet, type ReceiptPrivateKey } from './receipt-keys.js';
 export { findStates } from './state.repository.js';
+export { checkGate } from './gate.service.js';

@@ -125,6 +125,7 @@ async function sendReceipts(
     const locale = outcome.contact.locale ?? 'en';
     const ok = await deliverSystemMail(deps, {
       contact: outcome.contact,
+      gate: { purpose: 'receipt', topicIds: [topic.id] },
       kind: 'receipt',
       messageId: makeMessageId(`receipt.${event.id}`, mailDomain(deps)),
       mail: receiptMail({ locale, controller: deps.settings.controller.name, topicName: topic.name, claims }),

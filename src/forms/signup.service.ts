@@ -11,7 +11,7 @@ import {
   unwrapContactKey,
   findContactKey,
 } from '../contacts/index.js';
-import { findStates, findSuppressions, lookupHashes, withLedger, type EventDraft } from '../consent/index.js';
+import { checkGate, findStates, findSuppressions, lookupHashes, withLedger, type EventDraft, type SendPurpose } from '../consent/index.js';
 import { composeMessage, makeMessageId } from '../delivery/compose.js';
 import type { Contact } from '../storage/index.js';
 import { mailDomain, type SignupDeps } from './deps.js';
@@ -101,6 +101,7 @@ export async function submitSignup(deps: SignupDeps, input: SignupInput): Promis
   await sendConfirmation(deps, {
     contact: outcome.contact,
     topicNames: loaded.topics.filter((t) => topicIds.includes(t.topic_id)).map((t) => t.topic_name),
+    topicIds,
     token,
     messageId,
     locale: input.locale,
@@ -149,7 +150,7 @@ function newContact(deps: SignupDeps, parsed: { address: string; matchKey: strin
 
 async function sendConfirmation(
   deps: SignupDeps,
-  v: { contact: Contact; topicNames: string[]; token: string; messageId: string; locale: string },
+  v: { contact: Contact; topicNames: string[]; topicIds: string[]; token: string; messageId: string; locale: string },
 ): Promise<void> {
   const mail = confirmationMail({
     locale: v.contact.locale ?? v.locale,
@@ -158,18 +159,28 @@ async function sendConfirmation(
     confirmUrl: `${deps.settings.publicUrl}/confirm/${v.token}`,
     ttlDays: deps.settings.confirmationTtlDays,
   });
-  await deliverSystemMail(deps, { contact: v.contact, kind: 'confirmation', messageId: v.messageId, mail, locale: v.locale });
+  await deliverSystemMail(deps, {
+    contact: v.contact,
+    gate: { purpose: 'confirmation', topicIds: v.topicIds },
+    kind: 'confirmation',
+    messageId: v.messageId,
+    mail,
+    locale: v.locale,
+  });
 }
 
 /**
  * Composes and hands a system mail to the transport, logging it against the
- * contact. A transport failure is logged, not thrown: the ledger already
- * holds the truth, and the person can ask again.
+ * contact. The send gate is asked first, like every send path: the mail goes
+ * only if some topic it concerns is in the state its purpose needs. A
+ * transport failure is logged, not thrown: the ledger already holds the
+ * truth, and the person can ask again.
  */
 export async function deliverSystemMail(
   deps: SignupDeps,
   v: {
     contact: Contact;
+    gate: { purpose: SendPurpose; topicIds: string[] };
     kind: string;
     messageId: string;
     mail: { subject: string; text: string; html: string };
@@ -177,6 +188,14 @@ export async function deliverSystemMail(
     attachments?: { filename: string; contentType: string; content: string }[];
   },
 ): Promise<boolean> {
+  const decisions = await Promise.all(
+    v.gate.topicIds.map((topicId) => checkGate(deps.db, deps.keys.suppressionKeys, { contact: v.contact, topicId, purpose: v.gate.purpose })),
+  );
+  const refused = decisions.find((d) => !d.allowed);
+  if (!decisions.some((d) => d.allowed)) {
+    deps.logger.warn({ kind: v.kind, reason: refused && !refused.allowed ? refused.reason : 'no_topic' }, 'system mail stopped by the send gate');
+    return false;
+  }
   const message = await composeMessage({
     from: deps.settings.mailFrom,
     to: v.contact.address!,
