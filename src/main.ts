@@ -12,7 +12,7 @@ import { newId } from './shared/ids.js';
 import { migrateToLatest, openStorage, type Storage } from './storage/index.js';
 import { createTransport } from './delivery/transports.js';
 import type { Transport } from './delivery/transport.js';
-import { ensureDefaults, type SignupDeps } from './forms/index.js';
+import { ensureDefaults, listForms, type SignupDeps } from './forms/index.js';
 import { buildApp } from './http/app.js';
 
 export interface Runtime {
@@ -117,7 +117,7 @@ export async function serve(config: Readonly<Config>, out: (line: string) => voi
   await app.listen({ host: config.host, port: config.port });
   runtime.logger.info({ database: runtime.storage.describe, transport: runtime.transport.kind }, 'assent started');
   out(`Assent is running on ${runtime.storage.dialect === 'sqlite' ? runtime.storage.describe : 'PostgreSQL'}.`);
-  out(`Sign-up form: ${config.publicUrl}/f/newsletter`);
+  for (const { form } of await listForms(runtime.signup)) out(`Sign-up form: ${config.publicUrl}/f/${form.slug}`);
   if (runtime.transport.kind === 'outbox') out(`Mail is written to ${config.outboxDir} (set ASSENT_SMTP_URL to send it).`);
   let stopping: Promise<void> | undefined;
   const stop = () =>
