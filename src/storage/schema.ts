@@ -111,6 +111,53 @@ export interface MailLogTable {
   created_at: string;
 }
 
+export interface CampaignsTable {
+  id: string;
+  /** 'regular' | 'repermission' */
+  kind: string;
+  topic_id: string;
+  template_name: string;
+  template_version: number | null;
+  subject: string;
+  from_address: string;
+  /** 'draft' | 'scheduled' | 'sending' | 'paused' | 'sent' | 'cancelled' */
+  status: string;
+  scheduled_at: string | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  materialised_at: string | null;
+}
+
+export interface DeliveriesTable {
+  campaign_id: string;
+  contact_id: string;
+  /** 'queued' | 'claimed' | 'sent' | 'failed' | 'skipped' */
+  status: string;
+  lease_owner: string | null;
+  lease_until: string | null;
+  attempts: number;
+  next_attempt_at: string;
+  skip_reason: string | null;
+  error: string | null;
+  message_id: string | null;
+  /** The consent event that allowed the send. */
+  consent_event_seq: number | null;
+  sent_at: string | null;
+  updated_at: string;
+}
+
+export interface TemplatesTable {
+  id: string;
+  /** Versions of one template share the name; (name, version) is unique. */
+  name: string;
+  version: number;
+  format: 'mjml' | 'html';
+  source: string;
+  sha256: string;
+  created_at: string;
+}
+
 export interface Tables {
   topics: TopicsTable;
   consent_texts: ConsentTextsTable;
@@ -124,6 +171,9 @@ export interface Tables {
   suppressions: SuppressionsTable;
   confirmation_tokens: ConfirmationTokensTable;
   mail_log: MailLogTable;
+  campaigns: CampaignsTable;
+  deliveries: DeliveriesTable;
+  templates: TemplatesTable;
 }
 
 export type Topic = Selectable<TopicsTable>;

@@ -1,0 +1,153 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Capabilities, Tables } from '../storage/index.js';
+
+type Executor = Kysely<Tables> | Transaction<Tables>;
+
+export interface DeliveryKey {
+  campaignId: string;
+  contactId: string;
+}
+
+/**
+ * Claims up to `batchSize` deliveries of sending campaigns: queued and due, or
+ * claimed under a lease that expired (a dead worker's). One UPDATE … WHERE key
+ * IN (SELECT … LIMIT n), so the row lock is taken by the statement that
+ * changes it; with `skipLocked` (PostgreSQL) the inner select is `FOR UPDATE
+ * SKIP LOCKED` and concurrent claimers pass over each other's rows; SQLite
+ * serialises writers, so the same statement is already exclusive.
+ */
+export async function claimRows(
+  db: Executor,
+  input: { capabilities: Capabilities; campaignId: string | undefined; workerId: string; batchSize: number; leaseUntil: string; now: string },
+): Promise<{ campaign_id: string; contact_id: string; attempts: number }[]> {
+  return db
+    .updateTable('deliveries')
+    .set({ status: 'claimed', lease_owner: input.workerId, lease_until: input.leaseUntil, updated_at: input.now })
+    .where(({ eb, refTuple, selectFrom }) =>
+      eb(
+        refTuple('campaign_id', 'contact_id'),
+        'in',
+        selectFrom('deliveries as d')
+          .select(['d.campaign_id', 'd.contact_id'])
+          .where('d.campaign_id', 'in', selectFrom('campaigns').select('campaigns.id').where('campaigns.status', '=', 'sending'))
+          .$if(input.campaignId !== undefined, (q) => q.where('d.campaign_id', '=', input.campaignId!))
+          .where((w) =>
+            w.or([
+              w.and([w('d.status', '=', 'queued'), w('d.next_attempt_at', '<=', input.now)]),
+              w.and([w('d.status', '=', 'claimed'), w('d.lease_until', '<=', input.now)]),
+            ]),
+          )
+          .orderBy('d.next_attempt_at')
+          .limit(input.batchSize)
+          .$if(input.capabilities.skipLocked, (q) => q.forUpdate().skipLocked())
+          .$asTuple('campaign_id', 'contact_id'),
+      ),
+    )
+    .returning(['campaign_id', 'contact_id', 'attempts'])
+    .execute();
+}
+
+/** The contacts of a claimed batch: address to send to, match key for suppression, erasure. */
+export async function findClaimContacts(
+  db: Executor,
+  contactIds: string[],
+): Promise<{ id: string; address: string | null; match_key: string | null; erased_at: string | null }[]> {
+  if (contactIds.length === 0) return [];
+  return db.selectFrom('contacts').select(['id', 'address', 'match_key', 'erased_at']).where('id', 'in', contactIds).execute();
+}
+
+/** Topic and kind of the campaigns in a claimed batch. */
+export async function findClaimCampaigns(db: Executor, campaignIds: string[]): Promise<{ id: string; topic_id: string; kind: string }[]> {
+  if (campaignIds.length === 0) return [];
+  return db.selectFrom('campaigns').select(['id', 'topic_id', 'kind']).where('id', 'in', campaignIds).execute();
+}
+
+/** Current consent states of the batch's contacts for the batch's topics (read in the claim's transaction). */
+export async function findBatchStates(
+  db: Executor,
+  input: { contactIds: string[]; topicIds: string[] },
+): Promise<{ contact_id: string; topic_id: string; state: string; event_seq: number }[]> {
+  if (input.contactIds.length === 0 || input.topicIds.length === 0) return [];
+  return db
+    .selectFrom('consent_states')
+    .select(['contact_id', 'topic_id', 'state', 'event_seq'])
+    .where('contact_id', 'in', input.contactIds)
+    .where('topic_id', 'in', input.topicIds)
+    .execute();
+}
+
+/** Suppression entries matching any of the hashes, for everything or one of the topics. */
+export async function findBatchSuppressions(
+  db: Executor,
+  input: { hashes: string[]; scopes: string[] },
+): Promise<{ key_hash: string; scope: string }[]> {
+  if (input.hashes.length === 0) return [];
+  return db
+    .selectFrom('suppressions')
+    .select(['key_hash', 'scope'])
+    .where('key_hash', 'in', input.hashes)
+    .where('scope', 'in', input.scopes)
+    .execute();
+}
+
+/** Records deliveries the gate refused, with its reason; they are never sent. */
+export async function skipDeliveries(
+  db: Executor,
+  input: { campaignId: string; contactIds: string[]; reason: string; now: string },
+): Promise<void> {
+  await db
+    .updateTable('deliveries')
+    .set({ status: 'skipped', skip_reason: input.reason, lease_owner: null, lease_until: null, updated_at: input.now })
+    .where('campaign_id', '=', input.campaignId)
+    .where('contact_id', 'in', input.contactIds)
+    .execute();
+}
+
+/** Records a message the transport accepted, under the consent event that allowed it. Still 'claimed' even if the lease lapsed: it was sent. */
+export async function markDeliverySent(
+  db: Executor,
+  input: { key: DeliveryKey; messageId: string; consentEventSeq: number; now: string },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('deliveries')
+    .set((eb) => ({
+      status: 'sent',
+      message_id: input.messageId,
+      consent_event_seq: input.consentEventSeq,
+      sent_at: input.now,
+      attempts: eb('attempts', '+', 1),
+      error: null,
+      lease_owner: null,
+      lease_until: null,
+      updated_at: input.now,
+    }))
+    .where('campaign_id', '=', input.key.campaignId)
+    .where('contact_id', '=', input.key.contactId)
+    .where('status', '=', 'claimed')
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
+
+/** Ends this worker's claim with a new status (queued again later, or failed); only the lease holder may. */
+export async function releaseDelivery(
+  db: Executor,
+  input: { key: DeliveryKey; workerId: string; status: 'queued' | 'failed'; error: string; nextAttemptAt: string; now: string },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('deliveries')
+    .set((eb) => ({
+      status: input.status,
+      error: input.error,
+      next_attempt_at: input.nextAttemptAt,
+      attempts: eb('attempts', '+', 1),
+      lease_owner: null,
+      lease_until: null,
+      updated_at: input.now,
+    }))
+    .where('campaign_id', '=', input.key.campaignId)
+    .where('contact_id', '=', input.key.contactId)
+    .where('status', '=', 'claimed')
+    .where('lease_owner', '=', input.workerId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}
