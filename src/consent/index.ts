@@ -18,3 +18,4 @@ export {
 export { generateReceiptKey, receiptKeyFromJwk, publicKeySet, type ReceiptPrivateKey } from './receipt-keys.js';
 export { findStates } from './state.repository.js';
 export { checkGate } from './gate.service.js';
+export { suppressContact } from './suppression.service.js';

@@ -46,6 +46,15 @@ export async function upsertState(
     .execute();
 }
 
+/**
+ * The first page of the table in sequence order, with no lower bound: a row
+ * stored below seq 1 (or, on SQLite, with a null seq) is outside the chain
+ * and must be seen by verification, not skipped.
+ */
+export async function readFirstEvents(db: Executor, limit: number): Promise<ConsentEventRow[]> {
+  return db.selectFrom('consent_events').selectAll().orderBy('seq').limit(limit).execute();
+}
+
 /** A page of the chain in sequence order, for verification and rebuilds. */
 export async function readEventsAfter(db: Executor, afterSeq: number, limit: number): Promise<ConsentEventRow[]> {
   return db.selectFrom('consent_events').selectAll().where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { ConsentEventRow, Db, Tables } from '../storage/index.js';
 import { chainEvent, checkHead, checkLink, topicEventTypes, type ChainFault, type EventDraft } from './ledger.js';
-import { insertEvents, lockHead, readEventsAfter, readHead, upsertState, writeHead } from './ledger.repository.js';
+import { insertEvents, lockHead, readEventsAfter, readFirstEvents, readHead, upsertState, writeHead } from './ledger.repository.js';
 
 export interface LedgerWriter {
   /** Chains and stores events, updating the projection; returns the stored rows. */
@@ -56,22 +56,28 @@ export interface VerifyReport {
   fault?: ChainFault;
 }
 
-/** Walks the whole chain in pages (constant memory) and stops at the first fault. */
+/**
+ * Walks the whole chain in pages (constant memory) and stops at the first
+ * fault. One read-only snapshot holds the head and every page, so an append
+ * committing meanwhile is neither a row "added outside the ledger" nor a
+ * "missing" one.
+ */
 export async function verifyLedger(db: Db, options: { pageSize?: number } = {}): Promise<VerifyReport> {
   const pageSize = options.pageSize ?? 2000;
-  const head = await readHead(db);
-  let prev = { seq: 0, hash: '0'.repeat(64) };
-  let count = 0;
-  for (;;) {
-    const page = await readEventsAfter(db, prev.seq, pageSize);
-    for (const row of page) {
-      const fault = checkLink(row, prev);
-      if (fault) return { ok: false, events: count, head, fault };
-      prev = { seq: Number(row.seq), hash: row.hash };
-      count += 1;
+  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+    const head = await readHead(trx);
+    let prev = { seq: 0, hash: '0'.repeat(64) };
+    let count = 0;
+    for (let page = await readFirstEvents(trx, pageSize); ; page = await readEventsAfter(trx, prev.seq, pageSize)) {
+      for (const row of page) {
+        const fault = checkLink(row, prev);
+        if (fault) return { ok: false, events: count, head, fault };
+        prev = { seq: Number(row.seq), hash: row.hash };
+        count += 1;
+      }
+      if (page.length < pageSize) break;
     }
-    if (page.length < pageSize) break;
-  }
-  const fault = checkHead(prev, head);
-  return fault ? { ok: false, events: count, head, fault } : { ok: true, events: count, head };
+    const fault = checkHead(prev, head);
+    return fault ? { ok: false, events: count, head, fault } : { ok: true, events: count, head };
+  });
 }

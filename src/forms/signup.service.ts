@@ -11,7 +11,7 @@ import {
   unwrapContactKey,
   findContactKey,
 } from '../contacts/index.js';
-import { checkGate, findStates, findSuppressions, lookupHashes, withLedger, type EventDraft, type SendPurpose } from '../consent/index.js';
+import { ALL_SCOPE, checkGate, findStates, findSuppressions, lookupHashes, withLedger, type EventDraft, type SendPurpose } from '../consent/index.js';
 import { composeMessage, makeMessageId } from '../delivery/compose.js';
 import type { Contact } from '../storage/index.js';
 import { mailDomain, type SignupDeps } from './deps.js';
@@ -49,16 +49,17 @@ export async function submitSignup(deps: SignupDeps, input: SignupInput): Promis
   const token = randomToken();
   const messageId = makeMessageId(`confirm.${deps.newId()}`, mailDomain(deps));
   const outcome = await withLedger(deps.db, async (trx, ledger) => {
-    const suppressed =
-      (await findSuppressions(trx, lookupHashes(deps.keys.suppressionKeys, parsed.matchKey), [])).length > 0;
+    const requestedTopicIds = ticked.map((slug) => offered.get(slug)!.topic_id);
+    const suppressions = await findSuppressions(trx, lookupHashes(deps.keys.suppressionKeys, parsed.matchKey), requestedTopicIds);
     let contact = await findContactByMatchKey(trx, parsed.matchKey);
     const states = new Map((contact ? await findStates(trx, contact.id) : []).map((s) => [s.topic_id, s.state]));
     const pending = contact ? await findPendingTopicIds(trx, contact.id, now.toISOString()) : new Set<string>();
     const plan = planSignup({
-      requestedTopicIds: ticked.map((slug) => offered.get(slug)!.topic_id),
+      requestedTopicIds,
       states,
       pending,
-      suppressed: suppressed || contact?.erased_at != null,
+      suppressed: suppressions.some((x) => x.scope === ALL_SCOPE) || contact?.erased_at != null,
+      suppressedTopics: new Set(suppressions.map((x) => x.scope)),
       confirmationsToday: await countTokensSince(trx, throttleKey, new Date(now.getTime() - DAY_MS).toISOString()),
       confirmationsPerDay: deps.settings.confirmationsPerDay,
     });
@@ -213,7 +214,9 @@ export async function deliverSystemMail(
     .values({ id: deps.newId(), contact_id: v.contact.id, kind: v.kind, message_id: v.messageId, created_at: deps.clock.now().toISOString() })
     .execute();
   if (result.status !== 'sent') {
-    deps.logger.warn({ kind: v.kind, status: result.status, response: result.response }, 'system mail not delivered');
+    // Relays echo the recipient in their replies ("550 5.1.1 <a@b>: …"); addresses are never logged.
+    const response = result.response.replace(/[^\s<>"'(),;:]+@[^\s<>"'(),;:]+/g, '[address]');
+    deps.logger.warn({ kind: v.kind, status: result.status, response }, 'system mail not delivered');
     return false;
   }
   return true;

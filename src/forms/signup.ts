@@ -12,7 +12,10 @@ export function planSignup(input: {
   states: Map<string, string>;
   /** Topics with an outstanding confirmation link. */
   pending: Set<string>;
+  /** Suppressed for all marketing. */
   suppressed: boolean;
+  /** Topics the address is suppressed for (a per-topic withdrawal); never offered again by a form. */
+  suppressedTopics: Set<string>;
   confirmationsToday: number;
   confirmationsPerDay: number;
 }): SignupPlan {
@@ -22,7 +25,7 @@ export function planSignup(input: {
   // At most one outstanding confirmation per address and topic; no second
   // confirmation for a topic already confirmed.
   const topicIds = input.requestedTopicIds.filter(
-    (id) => input.states.get(id) !== 'confirmed' && !input.pending.has(id),
+    (id) => input.states.get(id) !== 'confirmed' && !input.pending.has(id) && !input.suppressedTopics.has(id),
   );
   if (topicIds.length === 0) return { send: false, reason: 'nothing_new' };
   if (input.confirmationsToday >= input.confirmationsPerDay) return { send: false, reason: 'throttled' };

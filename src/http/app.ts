@@ -35,7 +35,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   const secureCookies = deps.signup.settings.publicUrl.startsWith('https:');
   await app.register(helmet, {
-    contentSecurityPolicy: { directives: { 'default-src': ["'self'"], 'form-action': ["'self'"], 'script-src': ["'none'"] } },
+    contentSecurityPolicy: {
+      directives: {
+        'default-src': ["'self'"],
+        'form-action': ["'self'"],
+        'script-src': ["'none'"],
+        // Only on HTTPS: served over plain HTTP (a LAN host, a first `npm start`),
+        // the upgrade sends the stylesheet and the form POST to https:// and the
+        // browser blocks the sign-up (form-action 'self' no longer matches).
+        'upgrade-insecure-requests': secureCookies ? [] : null,
+      },
+    },
     referrerPolicy: { policy: 'no-referrer' },
   });
   await app.register(formbody);

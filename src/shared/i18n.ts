@@ -52,9 +52,10 @@ export function chooseLocale(options: { stored?: string | null; acceptLanguage?:
   const ranked = (options.acceptLanguage ?? '')
     .split(',')
     .map((part) => {
-      const [tag = '', ...params] = part.trim().split(';');
-      const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
-      return { tag: tag.toLowerCase(), q: q ? Number(q.slice(2)) : 1 };
+      // RFC 9110 §12.4.2: white space may surround ";", and tags and "q" are case-insensitive.
+      const [tag = '', ...params] = part.split(';').map((p) => p.trim().toLowerCase());
+      const q = params.find((p) => p.startsWith('q='));
+      return { tag, q: q ? Number(q.slice(2)) : 1 };
     })
     .filter((x) => x.tag && x.q > 0)
     .sort((a, b) => b.q - a.q);

@@ -154,14 +154,3 @@ export async function recordCounts(db: Db): Promise<RecordCounts> {
   };
 }
 
-/** Counts with nothing recorded: what every rejected or silently dropped submission must leave. */
-export const emptyCounts: RecordCounts = {
-  contacts: 0,
-  contact_keys: 0,
-  consent_events: 0,
-  consent_states: 0,
-  confirmation_tokens: 0,
-  used_tokens: 0,
-  suppressions: 0,
-  mail_log: 0,
-};

@@ -33,7 +33,13 @@ export interface TestRuntime {
 
 export async function startTestRuntime(
   target: DatabaseTarget,
-  options: { env?: Record<string, string>; transport?: Transport; start?: Date } = {},
+  options: {
+    env?: Record<string, string>;
+    transport?: Transport;
+    start?: Date;
+    /** Use the transport the configuration chooses (SMTP with ASSENT_SMTP_URL); `transport` then stays unused. */
+    realTransport?: boolean;
+  } = {},
 ): Promise<TestRuntime> {
   const database = await target.open({ migrate: false });
   await database.storage.close();
@@ -51,7 +57,7 @@ export async function startTestRuntime(
   const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
   const clock = fixedClock(options.start ?? new Date('2026-03-01T10:00:00.000Z'));
   const transport = createMemoryTransport();
-  const runtime = await buildRuntime(config, { clock, logger, transport: options.transport ?? transport });
+  const runtime = await buildRuntime(config, { clock, logger, transport: options.realTransport ? undefined : (options.transport ?? transport) });
   await ensureDefaults({ db: runtime.storage.db, clock, newId }, { controllerName: config.controller.name, locale: 'en' });
   const app = await buildHttp(runtime);
   await app.ready();
