@@ -64,7 +64,8 @@ export function registerCatalogCommands(program: Command, io: Io): void {
     .command('add <slug>')
     .description('add a form, or a new version of it, offering one unticked box per topic')
     .requiredOption('--title <title>', 'heading of the form')
-    .requiredOption('--topic <slug[@version]...>', 'topic to offer, optionally pinned to a consent text version')
+    // Commander only treats "<name...>" as variadic when a word character precedes the dots.
+    .requiredOption('--topic <slug...>', 'topic to offer, as slug or slug@version to pin a consent text version; repeat per topic')
     .action(async (slug: string, opts: { title: string; topic: string[] }) => {
       const topics = opts.topic.map((spec) => {
         const [topicSlug = '', version] = spec.split('@');

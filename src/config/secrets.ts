@@ -4,7 +4,7 @@
  * the newest signs, every one verifies, so a key can be rotated without
  * breaking links already sent or suppression entries already stored.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../shared/errors.js';
@@ -80,11 +80,17 @@ function decodeGiven(value: string, envKey: string): Buffer {
 }
 
 function writeSecret(path: string, value: unknown): void {
-  // `wx`: never overwrite a key another process wrote a moment ago.
+  // Written whole to a private temporary file, then linked into place: a
+  // second process starting at the same moment either wins the link or
+  // finds the complete file, never an empty one; nothing is overwritten.
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
   try {
-    writeFileSync(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    linkSync(temp, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  } finally {
+    unlinkSync(temp);
   }
   chmodSync(path, 0o600);
 }

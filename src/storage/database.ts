@@ -2,7 +2,7 @@ import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect, SqliteDriver, type DatabaseConnection, type Driver, type SqliteDialectConfig } from 'kysely';
 import type { Tables } from './schema.js';
 
 export type Db = Kysely<Tables>;
@@ -47,7 +47,7 @@ function openSqlite(path: string): Storage {
   database.pragma('busy_timeout = 10000');
   database.pragma('foreign_keys = ON');
   database.pragma('synchronous = NORMAL');
-  const db = new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database }) });
   return {
     db,
     dialect: 'sqlite',
@@ -55,6 +55,29 @@ function openSqlite(path: string): Storage {
     describe: `sqlite:${path}`,
     close: () => db.destroy(),
   };
+}
+
+/**
+ * SQLite transactions begin IMMEDIATE: the write lock is taken at BEGIN, so
+ * a transaction that reads and then writes waits (busy_timeout) for another
+ * process's writer instead of failing with SQLITE_BUSY_SNAPSHOT when that
+ * writer commits in between (the CLI beside a running server).
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
 }
 
 // int8 (bigint) columns hold ledger sequence numbers: far below 2^53, so a
@@ -66,6 +89,11 @@ const pgTypes = {
 
 function openPostgres(url: string): Storage {
   const pool = new pg.Pool({ connectionString: url, max: 10, types: pgTypes });
+  // An idle connection the server ends (restart, failover, admin kill) is
+  // dropped by the pool and the next query opens a new one. Without a
+  // listener, node-postgres re-emits it as an unhandled 'error' and the
+  // whole process exits.
+  pool.on('error', () => undefined);
   const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
   const safe = new URL(url);
   safe.password = '';
