@@ -1,0 +1,119 @@
+/**
+ * Turns a claimed delivery into the bytes handed to the transport. Work that
+ * is the same for every recipient (loading the campaign, compiling the
+ * template, building the header skeleton, parsing the DKIM key) is done once
+ * per campaign and cached; per recipient it signs two link tokens, renders
+ * Liquid and assembles the message.
+ */
+import type { Db } from '../storage/index.js';
+import type { Clock } from '../shared/clock.js';
+import type { VersionedKey } from '../config/secrets.js';
+import { AppError } from '../shared/errors.js';
+import { findTopicsByIds } from '../topics/index.js';
+import { loadCompiledTemplate, type CompiledTemplate } from '../templates/index.js';
+import { signLinkToken } from '../preferences/link-token.js';
+import { prepareCampaignMessage, type PreparedCampaignMessage } from '../delivery/campaign-message.js';
+import type { DkimSigner } from '../delivery/dkim.js';
+import type { OutgoingMessage } from '../delivery/transport.js';
+import type { Campaign } from './campaign.js';
+import { findCampaign } from './campaign.repository.js';
+
+export interface RendererDeps {
+  db: Db;
+  clock: Clock;
+  linkKeys: VersionedKey[];
+  publicUrl: string;
+  controller: { name: string; email: string; address: string | undefined; policyUrl: string };
+  /** Right-hand side of Message-IDs and the List-Id namespace. */
+  domain: string;
+  /** MAIL FROM for campaign mail; defaults to the campaign's From address. */
+  returnPath?: string;
+  unsubscribeMailto?: string;
+  dkim?: DkimSigner;
+}
+
+export interface RenderTarget {
+  campaignId: string;
+  contactId: string;
+  address: string;
+}
+
+interface Prepared {
+  campaign: Campaign;
+  topicId: string;
+  compiled: CompiledTemplate;
+  builder: PreparedCampaignMessage;
+}
+
+export function createCampaignRenderer(deps: RendererDeps): (target: RenderTarget) => Promise<OutgoingMessage> {
+  const cache = new Map<string, Promise<Prepared>>();
+  const prepared = (campaignId: string) => {
+    let entry = cache.get(campaignId);
+    if (!entry) {
+      entry = prepare(deps, campaignId);
+      // A failed preparation is not cached: the next attempt tries again.
+      entry.catch(() => cache.delete(campaignId));
+      cache.set(campaignId, entry);
+      if (cache.size > 64) cache.delete(cache.keys().next().value!);
+    }
+    return entry;
+  };
+  return async (target) => {
+    const p = await prepared(target.campaignId);
+    const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, {
+      purpose: 'unsubscribe',
+      contactId: target.contactId,
+      topicId: p.topicId,
+      campaignId: target.campaignId,
+    })}`;
+    const preferencesUrl = `${deps.publicUrl}/p/${signLinkToken(deps.linkKeys, { purpose: 'preferences', contactId: target.contactId })}`;
+    const rendered = p.compiled.render({
+      contact: { email: target.address },
+      unsubscribe_url: unsubscribeUrl,
+      preferences_url: preferencesUrl,
+      campaign: { id: p.campaign.id, subject: p.campaign.subject },
+      controller: {
+        name: deps.controller.name,
+        email: deps.controller.email,
+        address: deps.controller.address ?? null,
+        policy_url: deps.controller.policyUrl,
+      },
+    });
+    return p.builder.build({
+      to: target.address,
+      contactId: target.contactId,
+      campaignId: target.campaignId,
+      subject: rendered.subject,
+      html: rendered.html,
+      text: rendered.text,
+      unsubscribeUrl,
+      messageDate: deps.clock.now(),
+    });
+  };
+}
+
+async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared> {
+  const campaign = await findCampaign(deps.db, campaignId);
+  if (!campaign) throw new AppError('not_found', `no campaign ${campaignId}`);
+  const [topic] = await findTopicsByIds(deps.db, [campaign.topic_id]);
+  if (!topic) throw new AppError('not_found', `campaign ${campaignId} names a missing topic`);
+  const { compiled } = await loadCompiledTemplate(deps, {
+    name: campaign.template_name,
+    version: campaign.template_version,
+    subject: campaign.subject,
+  });
+  const builder = prepareCampaignMessage({
+    from: campaign.from_address,
+    subject: campaign.subject,
+    listId: { name: topic.name, id: `${topic.slug}.${deps.domain}` },
+    domain: deps.domain,
+    ...(deps.unsubscribeMailto ? { unsubscribeMailto: deps.unsubscribeMailto } : {}),
+    returnPath: deps.returnPath ?? bareAddress(campaign.from_address),
+    ...(deps.dkim ? { dkim: deps.dkim } : {}),
+  });
+  return { campaign, topicId: topic.id, compiled, builder };
+}
+
+function bareAddress(from: string): string {
+  return /<([^>]+)>\s*$/.exec(from)?.[1] ?? from.trim();
+}

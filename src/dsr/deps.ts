@@ -1,0 +1,18 @@
+import type { Clock } from '../shared/clock.js';
+import type { IdGenerator } from '../shared/ids.js';
+import type { Logger } from '../shared/logger.js';
+import type { Db } from '../storage/index.js';
+import type { MasterKey } from '../contacts/index.js';
+import type { SuppressionKey } from '../consent/index.js';
+
+/** What the data-subject request services need; built by the composition root. */
+export interface DsrDeps {
+  db: Db;
+  clock: Clock;
+  newId: IdGenerator;
+  logger: Logger;
+  keys: {
+    masterKeys: MasterKey[];
+    suppressionKeys: SuppressionKey[];
+  };
+}

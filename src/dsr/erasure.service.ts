@@ -1,0 +1,64 @@
+/**
+ * Right to erasure (GDPR Art. 17), as DESIGN.md lays it out: the contact's
+ * personal data is deleted and its evidence crypto-shredded, while the
+ * ledger keeps only ciphertext and hashes (so the chain still verifies) and
+ * a keyed-hash suppression stays, so the person is never mailed or
+ * re-imported again (Art. 17(3)(b) and (e): the suppression and the proof
+ * of consent are kept under a recorded retention justification; Art. 21(3)).
+ */
+import { findContactById } from '../contacts/index.js';
+import { ALL_SCOPE, suppressContact, withLedger } from '../consent/index.js';
+import { AppError } from '../shared/errors.js';
+import type { DsrDeps } from './deps.js';
+import { blankContact, deleteContactKey, deleteContactTokens } from './dsr.repository.js';
+
+export type ErasureChannel = 'preference_centre' | 'operator' | 'api';
+
+export interface ErasureRequest {
+  contactId: string;
+  /** Which way the request came; recorded in the `erased` event's evidence. */
+  channel: ErasureChannel;
+  /** Who acted: a staff user or API key name; the subject when omitted on the preference centre. */
+  actor?: string;
+}
+
+/**
+ * Erases one contact in one ledger transaction: the `erased` event and its
+ * suppression (scope 'all', every provider alias), then the contact row
+ * stripped to id and dates, its evidence key and its confirmation tokens
+ * deleted. Mail log and delivery rows stay: they hold ids only, and are the
+ * record of what was sent (Art. 5(2)). Erasing an erased contact is a no-op.
+ */
+export async function eraseContact(deps: DsrDeps, request: ErasureRequest): Promise<{ erased: boolean }> {
+  const now = deps.clock.now();
+  const erased = await withLedger(deps.db, async (trx, ledger) => {
+    const contact = await findContactById(trx, request.contactId);
+    if (!contact) throw new AppError('not_found', 'No such contact');
+    if (contact.erased_at) return false;
+    await suppressContact(trx, ledger, {
+      keys: deps.keys.suppressionKeys,
+      contact,
+      // No personal data in this evidence: the key that could open it is about to go.
+      event: {
+        id: deps.newId(),
+        type: 'erased',
+        topicId: null,
+        at: now,
+        evidence: { method: `erasure_${request.channel}`, actor: request.actor ?? defaultActor(request.channel), channel: request.channel },
+      },
+      reason: 'erased',
+      scope: ALL_SCOPE,
+    });
+    await blankContact(trx, contact.id, now.toISOString());
+    await deleteContactKey(trx, contact.id);
+    await deleteContactTokens(trx, contact.id);
+    return true;
+  });
+  // The contact id only: the address is gone, and must not live on in logs.
+  deps.logger.info({ contact: request.contactId, channel: request.channel, erased }, erased ? 'contact erased' : 'contact already erased');
+  return { erased };
+}
+
+function defaultActor(channel: ErasureChannel): string {
+  return channel === 'preference_centre' ? 'subject' : channel;
+}

@@ -1,0 +1,75 @@
+/**
+ * Right of access and portability (GDPR Art. 15 and 20): loads everything
+ * stored about one contact in one consistent read and builds the export.
+ * Every query is filtered by the contact's id or by hashes of the contact's
+ * own address, so nothing of anyone else can slip in.
+ */
+import type { Transaction } from 'kysely';
+import { findContactById, findContactKey, unwrapContactKey } from '../contacts/index.js';
+import { findStates, lookupHashes, readContactEvents } from '../consent/index.js';
+import { findTopicsByIds } from '../topics/index.js';
+import { AppError } from '../shared/errors.js';
+import type { Contact, Tables } from '../storage/index.js';
+import type { DsrDeps } from './deps.js';
+import { findDeliveries, findMailLog, findSuppressionEntries } from './dsr.repository.js';
+import { buildExport, type ContactExport, type ExportRows } from './export.js';
+
+/** The export of one contact; `not_found` when no such contact exists. */
+export async function exportContactData(deps: DsrDeps, contactId: string): Promise<ContactExport> {
+  // One snapshot: an event appended meanwhile is either wholly in or wholly out.
+  const rows = await deps.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute((trx) => loadRows(deps, trx, contactId));
+  deps.logger.info({ contact: contactId, events: rows.events.length }, 'data export built');
+  return buildExport(rows);
+}
+
+async function loadRows(deps: DsrDeps, trx: Transaction<Tables>, contactId: string): Promise<ExportRows> {
+  const contact = await findContactById(trx, contactId);
+  if (!contact) throw new AppError('not_found', 'No such contact');
+  const { key, state } = await contactKeyOf(deps, trx, contact);
+  const events = await readContactEvents(trx, contact.id);
+  const states = await findStates(trx, contact.id);
+  const suppressions = await findSuppressionEntries(trx, {
+    hashes: contact.match_key ? lookupHashes(deps.keys.suppressionKeys, contact.match_key) : [],
+    eventSeqs: events.map((e) => Number(e.seq)),
+  });
+  const topicIds = new Set<string>([
+    ...events.flatMap((e) => (e.topic_id ? [e.topic_id] : [])),
+    ...states.map((s) => s.topic_id),
+    ...suppressions.filter((s) => s.scope !== 'all').map((s) => s.scope),
+  ]);
+  return {
+    now: deps.clock.now(),
+    contact,
+    contactKey: key,
+    keyState: state,
+    events,
+    states,
+    topics: await findTopicsByIds(trx, [...topicIds]),
+    mailLog: await findMailLog(trx, contact.id),
+    deliveries: await findDeliveries(trx, contact.id),
+    suppressions,
+  };
+}
+
+/**
+ * The contact's evidence key. Gone after erasure (crypto-shredded, Art. 17);
+ * a key that will not unwrap (master key missing from configuration) leaves
+ * the export complete but with sealed fields unread, rather than failing it.
+ */
+async function contactKeyOf(
+  deps: DsrDeps,
+  trx: Transaction<Tables>,
+  contact: Contact,
+): Promise<{ key: Buffer | null; state: ExportRows['keyState'] }> {
+  const wrapped = await findContactKey(trx, contact.id);
+  if (!wrapped) return { key: null, state: contact.erased_at ? 'erased' : 'unreadable' };
+  try {
+    return { key: unwrapContactKey(deps.keys.masterKeys, contact.id, wrapped), state: 'opened' };
+  } catch (error) {
+    deps.logger.warn({ contact: contact.id, err: (error as Error).message }, 'contact key does not unwrap; export without personal evidence');
+    return { key: null, state: 'unreadable' };
+  }
+}

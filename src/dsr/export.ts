@@ -1,0 +1,182 @@
+/**
+ * The data export of one person, pure: turns the rows loaded for a contact
+ * into the document GDPR Art. 15(1)-(3) and Art. 20(1) call for, a copy of
+ * the data plus the information about its processing, in a structured,
+ * commonly used, machine-readable form (JSON, schema in export-schema.ts).
+ */
+import { openPersonal, type PersonalData } from '../contacts/index.js';
+import type { ConsentEventRow, ConsentStateRow, Contact, Topic } from '../storage/index.js';
+
+export const EXPORT_FORMAT = 'assent-export/1';
+
+export interface TopicRef {
+  id: string;
+  slug: string;
+  name: string;
+}
+
+export interface OpenedPersonal {
+  address: string | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface ExportedEvent {
+  seq: number;
+  id: string;
+  type: string;
+  topic: TopicRef | null;
+  occurred_at: string;
+  /** The stored evidence with `personal` opened; null when none was sealed or the key is gone (erased). */
+  evidence: Record<string, unknown> & { personal: OpenedPersonal | null };
+  hash: string;
+}
+
+export interface ContactExport {
+  format: typeof EXPORT_FORMAT;
+  generated_at: string;
+  /** 'opened' when sealed evidence could be read, 'erased' after Art. 17 crypto-shredding. */
+  personal_data: 'opened' | 'erased' | 'unreadable';
+  profile: { id: string; address: string | null; locale: string | null; created_at: string; erased_at: string | null };
+  consent_events: ExportedEvent[];
+  consent_states: { topic: TopicRef; state: string; since: string }[];
+  messages: {
+    system: { kind: string; message_id: string; created_at: string }[];
+    campaigns: {
+      campaign_id: string;
+      subject: string;
+      status: string;
+      sent_at: string | null;
+      message_id: string | null;
+      skip_reason: string | null;
+    }[];
+  };
+  suppressions: { scope: string; topic: TopicRef | null; reason: string; created_at: string }[];
+  information: ExportInformation;
+}
+
+/** Art. 15(1)(a)-(h): what the person is entitled to be told besides the copy. */
+export interface ExportInformation {
+  purposes: { topic: string; name: string; description: string }[];
+  categories: string[];
+  recipients: string;
+  retention: string;
+  rights: string[];
+  source: { method: string; description: string }[];
+  automated_decisions: string;
+}
+
+export interface ExportRows {
+  now: Date;
+  contact: Contact;
+  contactKey: Buffer | null;
+  keyState: ContactExport['personal_data'];
+  events: ConsentEventRow[];
+  states: ConsentStateRow[];
+  topics: Topic[];
+  mailLog: ContactExport['messages']['system'];
+  deliveries: ContactExport['messages']['campaigns'];
+  suppressions: { scope: string; reason: string; created_at: string }[];
+}
+
+/** Builds the export document from one contact's rows. */
+export function buildExport(rows: ExportRows): ContactExport {
+  const topics = new Map(rows.topics.map((t) => [t.id, t]));
+  const ref = (id: string | null): TopicRef | null => {
+    const topic = id === null ? undefined : topics.get(id);
+    return topic ? { id: topic.id, slug: topic.slug, name: topic.name } : null;
+  };
+  const { contact } = rows;
+  return {
+    format: EXPORT_FORMAT,
+    generated_at: rows.now.toISOString(),
+    personal_data: rows.keyState,
+    profile: { id: contact.id, address: contact.address, locale: contact.locale, created_at: contact.created_at, erased_at: contact.erased_at },
+    consent_events: rows.events.map((e) => ({
+      seq: Number(e.seq),
+      id: e.id,
+      type: e.type,
+      topic: ref(e.topic_id),
+      occurred_at: e.occurred_at,
+      evidence: openEvidence(rows.contactKey, e.evidence),
+      hash: e.hash,
+    })),
+    consent_states: rows.states.flatMap((s) => {
+      const topic = ref(s.topic_id);
+      return topic ? [{ topic, state: s.state, since: s.since }] : [];
+    }),
+    messages: { system: rows.mailLog, campaigns: rows.deliveries },
+    suppressions: dedupeSuppressions(rows.suppressions).map((s) => ({
+      scope: s.scope,
+      topic: s.scope === 'all' ? null : ref(s.scope),
+      reason: s.reason,
+      created_at: s.created_at,
+    })),
+    information: information(rows),
+  };
+}
+
+/** Opens the sealed `personal` field; every other evidence field is copied as stored. */
+function openEvidence(contactKey: Buffer | null, stored: string): ExportedEvent['evidence'] {
+  const { personal, ...rest } = JSON.parse(stored) as Record<string, unknown>;
+  const opened: PersonalData | null = typeof personal === 'string' ? openPersonal(contactKey, personal) : null;
+  return {
+    ...rest,
+    personal: opened ? { address: opened.address ?? null, ip: opened.ip ?? null, user_agent: opened.user_agent ?? null } : null,
+  };
+}
+
+/** An entry is stored once per provider alias (Gmail dots, +tags); the person sees it once. */
+function dedupeSuppressions<T extends { scope: string; reason: string; created_at: string }>(rows: T[]): T[] {
+  const seen = new Set<string>();
+  return rows.filter((r) => {
+    const key = `${r.scope}\u0000${r.reason}\u0000${r.created_at}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+const SOURCES: Record<string, string> = {
+  web_form: 'Given by you through a sign-up form (Art. 13).',
+  double_opt_in: 'Confirmed by you by opening the link in the confirmation mail.',
+  import: 'Imported by the controller from an earlier mailing list; the declared source is in the event evidence (Art. 14(2)(f)).',
+};
+
+/** Events through which data about the person entered the system (Art. 14(2)(f) source). */
+const ACQUIRING: readonly string[] = ['requested', 'confirmed', 'imported'];
+
+function information(rows: ExportRows): ExportInformation {
+  const topicIds = new Set([...rows.events.map((e) => e.topic_id), ...rows.states.map((s) => s.topic_id)]);
+  const acquiring = rows.events.filter((e) => ACQUIRING.includes(e.type));
+  const methods = [...new Set(acquiring.map((e) => (JSON.parse(e.evidence) as { method?: string }).method ?? 'unknown'))];
+  return {
+    purposes: rows.topics
+      .filter((t) => topicIds.has(t.id))
+      .map((t) => ({ topic: t.slug, name: t.name, description: t.description })),
+    categories: [
+      'Email address and preferred language',
+      'IP address and browser user agent at sign-up and confirmation (consent evidence, Art. 7(1))',
+      'Consent history per topic, with the consent text version shown',
+      'Messages sent to you (Message-IDs, times, campaign subjects)',
+      'Suppression entries (a keyed hash of your address, never the address itself)',
+    ],
+    recipients: 'The mail relays that deliver messages on the controller\'s behalf (processors, Art. 28); no one else.',
+    retention:
+      'Profile and consent evidence are kept while you are subscribed to any topic and erased on request (Art. 17). ' +
+      'Consent events are kept as proof of consent (Art. 7(1)); after erasure only ciphertext and hashes remain, unreadable without your deleted key. ' +
+      'A suppression entry (a keyed hash, no address) is kept so that you are never mailed again. Backups expire on their own schedule.',
+    rights: [
+      'Withdraw consent at any time, as easily as it was given (Art. 7(3))',
+      'Access (Art. 15)',
+      'Rectification (Art. 16)',
+      'Erasure (Art. 17)',
+      'Restriction of processing (Art. 18)',
+      'Data portability (Art. 20)',
+      'Object to direct marketing, absolutely (Art. 21(2)-(3))',
+      'Lodge a complaint with a supervisory authority (Art. 77)',
+    ],
+    source: methods.map((method) => ({ method, description: SOURCES[method] ?? 'Recorded by the controller; see the event evidence.' })),
+    automated_decisions: 'None: no automated decision-making or profiling with legal or similar effects (Art. 22).',
+  };
+}
