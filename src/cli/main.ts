@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { isAppError } from '../shared/errors.js';
 import { readConfig, serve } from '../main.js';
 import { registerCatalogCommands } from './catalog.commands.js';
+import { registerTemplateCommands } from './template.commands.js';
 import { registerProofCommands } from './proof.commands.js';
 import { withRuntime, type Io } from './runtime.js';
 import { migrateToLatest } from '../storage/index.js';
@@ -50,6 +51,7 @@ export async function runCli(argv: string[], io: Io = defaultIo()): Promise<numb
     });
 
   registerCatalogCommands(program, io);
+  registerTemplateCommands(program, io);
   registerProofCommands(program, io, setCode);
 
   try {
