@@ -27,3 +27,5 @@ export {
   type CampaignStatusReport,
 } from './campaign.service.js';
 export { findCampaign } from './campaign.repository.js';
+export { preflightCampaign, type PreflightInput } from './preflight.js';
+export { createCampaignRenderer, type RendererDeps, type RenderTarget } from './campaign-renderer.js';

@@ -10,6 +10,7 @@ import { readConfig, serve } from '../main.js';
 import { registerCatalogCommands } from './catalog.commands.js';
 import { registerTemplateCommands } from './template.commands.js';
 import { registerProofCommands } from './proof.commands.js';
+import { registerCampaignCommands } from './campaign.commands.js';
 import { withRuntime, type Io } from './runtime.js';
 import { migrateToLatest } from '../storage/index.js';
 
@@ -53,6 +54,7 @@ export async function runCli(argv: string[], io: Io = defaultIo()): Promise<numb
   registerCatalogCommands(program, io);
   registerTemplateCommands(program, io);
   registerProofCommands(program, io, setCode);
+  registerCampaignCommands(program, io);
 
   try {
     await program.parseAsync(argv);
