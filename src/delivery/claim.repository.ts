@@ -151,3 +151,19 @@ export async function releaseDelivery(
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
 }
+
+/** Hands a claimed row back, due at `until`, without counting an attempt (the throttle said "not now"); only the lease holder may. */
+export async function deferClaimedDelivery(
+  db: Executor,
+  input: { key: DeliveryKey; workerId: string; until: string; now: string },
+): Promise<boolean> {
+  const result = await db
+    .updateTable('deliveries')
+    .set({ status: 'queued', next_attempt_at: input.until, lease_owner: null, lease_until: null, updated_at: input.now })
+    .where('campaign_id', '=', input.key.campaignId)
+    .where('contact_id', '=', input.key.contactId)
+    .where('status', '=', 'claimed')
+    .where('lease_owner', '=', input.workerId)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) === 1;
+}

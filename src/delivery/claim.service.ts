@@ -4,6 +4,7 @@ import { ALL_SCOPE, decideSend, lookupHashes, type SuppressionKey } from '../con
 import { gatePurpose } from '../campaigns/index.js';
 import {
   claimRows,
+  deferClaimedDelivery,
   findBatchStates,
   findBatchSuppressions,
   findClaimCampaigns,
@@ -165,4 +166,16 @@ export async function markPermanent(
   const now = input.now.toISOString();
   const done = await releaseDelivery(deps.db, { key: input.delivery, workerId: input.workerId, status: 'failed', error: input.error, nextAttemptAt: now, now });
   return done ? { contactId: input.delivery.contactId } : null;
+}
+
+/**
+ * The throttle refused a send (a domain's cap or back-off, issue 3 point 4):
+ * the row goes back to the queue, due at `until`, and no attempt is counted,
+ * since nothing was sent. False when the row is no longer ours.
+ */
+export async function deferDelivery(
+  deps: Pick<ClaimDeps, 'db'>,
+  input: { delivery: ClaimedDelivery; workerId: string; until: Date; now: Date },
+): Promise<boolean> {
+  return deferClaimedDelivery(deps.db, { key: input.delivery, workerId: input.workerId, until: input.until.toISOString(), now: input.now.toISOString() });
 }
