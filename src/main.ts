@@ -14,6 +14,7 @@ import { createTransport } from './delivery/transports.js';
 import type { Transport } from './delivery/transport.js';
 import { ensureDefaults, listForms, type SignupDeps } from './forms/index.js';
 import { buildApp } from './http/app.js';
+import { startWorker } from './worker-root.js';
 
 export interface Runtime {
   config: Readonly<Config>;
@@ -55,7 +56,7 @@ export async function buildRuntime(config: Readonly<Config>, overrides: RuntimeO
   try {
     if (overrides.migrate !== false) await migrateToLatest(storage.db);
     const secrets = await loadSecrets(config);
-    const transport = overrides.transport ?? createTransport({ smtpUrl: config.smtpUrl, outboxDir: config.outboxDir, clock });
+    const transport = overrides.transport ?? createTransport({ relays: config.relays, outboxDir: config.outboxDir, clock, logger });
     const signup: SignupDeps = {
       db: storage.db,
       clock,
@@ -94,6 +95,7 @@ export async function buildRuntime(config: Readonly<Config>, overrides: RuntimeO
 export async function buildHttp(runtime: Runtime): Promise<FastifyInstance> {
   return buildApp({
     signup: runtime.signup,
+    linkKeys: runtime.secrets.linkKeys,
     logger: runtime.logger,
     defaultLocale: runtime.config.defaultLocale,
     signupLimitPerIp: runtime.config.signupLimitPerIp,
@@ -115,6 +117,7 @@ export async function serve(config: Readonly<Config>, out: (line: string) => voi
   if (created) runtime.logger.info({}, 'created the default "newsletter" topic and form');
   const app = await buildHttp(runtime);
   await app.listen({ host: config.host, port: config.port });
+  const worker = config.worker.enabled ? startWorker(runtime) : undefined;
   runtime.logger.info({ database: runtime.storage.describe, transport: runtime.transport.kind }, 'assent started');
   out(`Assent is running on ${runtime.storage.dialect === 'sqlite' ? runtime.storage.describe : 'PostgreSQL'}.`);
   for (const { form } of await listForms(runtime.signup)) out(`Sign-up form: ${config.publicUrl}/f/${form.slug}`);
@@ -123,7 +126,10 @@ export async function serve(config: Readonly<Config>, out: (line: string) => voi
   const stop = () =>
     (stopping ??= (async () => {
       runtime.logger.info({}, 'shutting down');
+      // HTTP first (in-flight requests finish), then the worker (in-flight
+      // sends finish and are recorded), then the transport and the database.
       await app.close();
+      await worker?.stop();
       await runtime.close();
     })());
   return { stop };

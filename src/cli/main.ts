@@ -13,6 +13,7 @@ import { registerProofCommands } from './proof.commands.js';
 import { registerCampaignCommands } from './campaign.commands.js';
 import { withRuntime, type Io } from './runtime.js';
 import { migrateToLatest } from '../storage/index.js';
+import { startWorker } from '../worker-root.js';
 
 export async function runCli(argv: string[], io: Io = defaultIo()): Promise<number> {
   const program = new Command('assent')
@@ -38,6 +39,27 @@ export async function runCli(argv: string[], io: Io = defaultIo()): Promise<numb
         };
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
+      });
+    });
+
+  program
+    .command('worker')
+    .description('run a sending worker without the HTTP server; any number can share one PostgreSQL database')
+    .action(async () => {
+      await withRuntime(io, {}, async (rt) => {
+        const worker = startWorker(rt);
+        io.out(`worker ${worker.id} running on ${rt.storage.describe}`);
+        await new Promise<void>((resolve) => {
+          const onSignal = () => {
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+            resolve();
+          };
+          process.on('SIGINT', onSignal);
+          process.on('SIGTERM', onSignal);
+        });
+        const report = await worker.stop();
+        io.out(`worker stopped: sent ${report.sent}, retried ${report.retried}, failed ${report.failed}`);
       });
     });
 

@@ -16,7 +16,27 @@ const schema = z.object({
   ASSENT_HOST: z.string().min(1).default('0.0.0.0'),
   ASSENT_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   ASSENT_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
-  ASSENT_SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
+  ASSENT_SMTP_URL: z
+    .string()
+    .refine((v) => v.split(',').every((u) => isSmtpUrl(u.trim())), 'each comma-separated relay must be an smtp:// or smtps:// URL')
+    .optional(),
+  ASSENT_SMTP_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(10),
+  ASSENT_WORKER: z.enum(['true', 'false']).default('true'),
+  ASSENT_WORKER_BATCH: z.coerce.number().int().min(1).max(10000).default(500),
+  ASSENT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(40),
+  ASSENT_WORKER_LEASE_SECONDS: z.coerce.number().int().min(10).max(86400).default(300),
+  ASSENT_SEND_PER_SECOND: z.coerce.number().positive().optional(),
+  ASSENT_SEND_PER_HOUR: z.coerce.number().positive().optional(),
+  ASSENT_DOMAIN_PER_MINUTE: z.coerce.number().positive().optional(),
+  ASSENT_DOMAIN_LIMITS: z
+    .string()
+    .regex(/^[^=,\s]+=\d+(,[^=,\s]+=\d+)*$/, 'use group=N,domain=N (per minute)')
+    .optional(),
+  ASSENT_DKIM_DOMAIN: z.string().min(3).optional(),
+  ASSENT_DKIM_SELECTOR: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  ASSENT_DKIM_KEY_FILE: z.string().min(1).optional(),
+  ASSENT_RETURN_PATH: z.email().optional(),
+  ASSENT_UNSUBSCRIBE_MAILTO: z.email().optional(),
   ASSENT_MAIL_FROM: z.string().min(3).optional(),
   ASSENT_CONTROLLER_NAME: z.string().min(1).default('Assent'),
   ASSENT_CONTROLLER_EMAIL: z.email().optional(),
@@ -41,6 +61,15 @@ export interface Config {
   port: number;
   publicUrl: string;
   smtpUrl: string | undefined;
+  /** Relays parsed from ASSENT_SMTP_URL (comma-separated; `?connections=N&weight=W` per relay). */
+  relays: { url: string; connections: number; weight: number }[];
+  worker: { enabled: boolean; batchSize: number; concurrency: number; leaseMs: number };
+  throttle: { perSecond?: number; perHour?: number; perDomainPerMinute?: number; domainLimits?: Record<string, number> };
+  dkim: { domain: string; selector: string; privateKeyPem: string } | undefined;
+  returnPath: string | undefined;
+  unsubscribeMailto: string | undefined;
+  /** Right-hand side of Message-IDs and the List-Id namespace. */
+  mailDomain: string;
   outboxDir: string;
   mailFrom: string;
   controller: { name: string; email: string; address: string | undefined; policyUrl: string };
@@ -80,6 +109,25 @@ function toConfig(v: z.infer<typeof schema>, cwd: string): Config {
     port: v.ASSENT_PORT,
     publicUrl,
     smtpUrl: v.ASSENT_SMTP_URL,
+    relays: parseRelays(v.ASSENT_SMTP_URL, v.ASSENT_SMTP_CONNECTIONS),
+    worker: {
+      enabled: v.ASSENT_WORKER === 'true',
+      batchSize: v.ASSENT_WORKER_BATCH,
+      concurrency: v.ASSENT_WORKER_CONCURRENCY,
+      leaseMs: v.ASSENT_WORKER_LEASE_SECONDS * 1000,
+    },
+    throttle: {
+      perSecond: v.ASSENT_SEND_PER_SECOND,
+      perHour: v.ASSENT_SEND_PER_HOUR,
+      perDomainPerMinute: v.ASSENT_DOMAIN_PER_MINUTE,
+      domainLimits: v.ASSENT_DOMAIN_LIMITS
+        ? Object.fromEntries(v.ASSENT_DOMAIN_LIMITS.split(',').map((pair) => [pair.split('=')[0]!, Number(pair.split('=')[1])]))
+        : undefined,
+    },
+    dkim: readDkim(v, cwd),
+    returnPath: v.ASSENT_RETURN_PATH,
+    unsubscribeMailto: v.ASSENT_UNSUBSCRIBE_MAILTO,
+    mailDomain,
     outboxDir: join(dataDir, 'outbox'),
     mailFrom: v.ASSENT_MAIL_FROM ?? `${v.ASSENT_CONTROLLER_NAME} <no-reply@${mailDomain}>`,
     controller: {
@@ -101,6 +149,54 @@ function toConfig(v: z.infer<typeof schema>, cwd: string): Config {
       masterKey: v.ASSENT_MASTER_KEY,
     },
   };
+}
+
+function isSmtpUrl(value: string): boolean {
+  try {
+    return /^smtps?:$/.test(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
+function parseRelays(value: string | undefined, connections: number): Config['relays'] {
+  if (!value) return [];
+  return value.split(',').map((raw) => {
+    const url = new URL(raw.trim());
+    const relay = {
+      connections: Number(url.searchParams.get('connections') ?? connections),
+      weight: Number(url.searchParams.get('weight') ?? 1),
+    };
+    url.searchParams.delete('connections');
+    url.searchParams.delete('weight');
+    if (!(relay.connections >= 1) || !(relay.weight > 0)) {
+      throw new AppError('config_invalid', 'invalid configuration ASSENT_SMTP_URL: connections and weight must be positive numbers', {
+        key: 'ASSENT_SMTP_URL',
+      });
+    }
+    return { url: url.toString(), ...relay };
+  });
+}
+
+function readDkim(v: z.infer<typeof schema>, cwd: string): Config['dkim'] {
+  const given = [v.ASSENT_DKIM_DOMAIN, v.ASSENT_DKIM_SELECTOR, v.ASSENT_DKIM_KEY_FILE].filter((x) => x !== undefined);
+  if (given.length === 0) return undefined;
+  if (given.length !== 3) {
+    throw new AppError('config_invalid', 'invalid configuration ASSENT_DKIM_KEY_FILE: DKIM needs ASSENT_DKIM_DOMAIN, ASSENT_DKIM_SELECTOR and ASSENT_DKIM_KEY_FILE together', {
+      key: 'ASSENT_DKIM_KEY_FILE',
+    });
+  }
+  try {
+    return {
+      domain: v.ASSENT_DKIM_DOMAIN!,
+      selector: v.ASSENT_DKIM_SELECTOR!,
+      privateKeyPem: readFileSync(resolve(cwd, v.ASSENT_DKIM_KEY_FILE!), 'utf8'),
+    };
+  } catch {
+    throw new AppError('config_invalid', `invalid configuration ASSENT_DKIM_KEY_FILE: cannot read ${v.ASSENT_DKIM_KEY_FILE}`, {
+      key: 'ASSENT_DKIM_KEY_FILE',
+    });
+  }
 }
 
 function pickAssent(env: Environment): Record<string, string> {

@@ -55,6 +55,8 @@ const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(\.[A-Za-z0-9!#$%&'*+\-/=?^_`
 /** Dot-atom addresses only, as contacts/address.ts accepts; UTF-8 allowed (RFC 6532). */
 const MAILBOX = /^[^\x00-\x20\x7f<>()[\],;:"\\@]+@[^\x00-\x20\x7f<>()[\],;:"\\@]+$/;
 const HTTPS_URI = /^https:\/\/[^\x00-\x20\x7f<>,"\\]+$/;
+/** Plain http is accepted only on a loopback host: the quick start on one machine, never mail to the world. */
+const LOOPBACK_HTTP_URI = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\/[^\x00-\x20\x7f<>,"\\]+$/;
 const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function prepareCampaignMessage(options: CampaignMessageOptions): PreparedCampaignMessage {
@@ -135,7 +137,9 @@ export function parseCampaignMessageId(messageId: string): { campaignId: string;
 
 /** RFC 2369 §2-3 and RFC 8058 §3.1: one HTTPS URI first, the mailto: form after it. */
 function listUnsubscribeHeader(url: string, mailto: string | undefined): string {
-  if (!HTTPS_URI.test(url) || url.length > 900) throw new TypeError(`unsubscribe URL must be https: ${JSON.stringify(url)}`);
+  if (!(HTTPS_URI.test(url) || LOOPBACK_HTTP_URI.test(url)) || url.length > 900) {
+    throw new TypeError(`unsubscribe URL must be https: ${JSON.stringify(url)}`);
+  }
   if (mailto === undefined) return `List-Unsubscribe: <${url}>${CRLF}`;
   // RFC 6068 §2: the subject is percent-encoded; it names the token so the
   // unsubscribe mailbox can act on it (a token is too long for a local part).
