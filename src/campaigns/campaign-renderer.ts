@@ -17,6 +17,7 @@ import type { DkimSigner } from '../delivery/dkim.js';
 import type { OutgoingMessage } from '../delivery/transport.js';
 import type { Campaign } from './campaign.js';
 import { findCampaign } from './campaign.repository.js';
+import { createRepermissionRenderer } from './repermission-renderer.js';
 
 export interface RendererDeps {
   db: Db;
@@ -46,6 +47,13 @@ interface Prepared {
 }
 
 export function createCampaignRenderer(deps: RendererDeps): (target: RenderTarget) => Promise<OutgoingMessage> {
+  const regular = createRegularRenderer(deps);
+  // A re-permission request is written by Assent, never from an operator template (issue 5 point 4).
+  const repermission = createRepermissionRenderer(deps);
+  return async (target) => ((await repermission.owns(target.campaignId)) ? repermission.render(target) : regular(target));
+}
+
+function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Promise<OutgoingMessage> {
   const cache = new Map<string, Promise<Prepared>>();
   const prepared = (campaignId: string) => {
     let entry = cache.get(campaignId);

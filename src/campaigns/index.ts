@@ -29,3 +29,9 @@ export {
 export { findCampaign } from './campaign.repository.js';
 export { preflightCampaign, type PreflightInput } from './preflight.js';
 export { createCampaignRenderer, type RendererDeps, type RenderTarget } from './campaign-renderer.js';
+export { createRepermissionCampaign, startRepermissionCampaign, repermissionStatus, type RepermissionInput, type RepermissionStatus } from './repermission.service.js';
+export { runRepermissionJobs, type RepermissionJobReport } from './repermission-jobs.service.js';
+export { inspectRepermission, confirmRepermission, type RepermissionDeps, type RepermissionView, type RepermissionAnswer } from './repermission-confirm.service.js';
+export { formatDate as formatDeadline } from './repermission-mail.js';
+export { stateChangingMerges, probableDuplicates, mergeProbableDuplicates, OPERATOR_MERGE, type DedupeDeps, type MergeReportRow, type ProbableDuplicate, type MergeOutcome } from './dedupe.service.js';
+export { mergeTopicStates, moreRestrictive, restrictiveness, csvLine, type TopicMerge, type MergeChange } from './dedupe.js';

@@ -11,6 +11,8 @@ import { registerCatalogCommands } from './catalog.commands.js';
 import { registerTemplateCommands } from './template.commands.js';
 import { registerProofCommands } from './proof.commands.js';
 import { registerCampaignCommands } from './campaign.commands.js';
+import { registerRepermissionCommands } from './repermission.commands.js';
+import { registerDedupeCommands } from './dedupe.commands.js';
 import { withRuntime, type Io } from './runtime.js';
 import { migrateToLatest } from '../storage/index.js';
 import { startWorker } from '../worker-root.js';
@@ -77,6 +79,8 @@ export async function runCli(argv: string[], io: Io = defaultIo()): Promise<numb
   registerTemplateCommands(program, io);
   registerProofCommands(program, io, setCode);
   registerCampaignCommands(program, io);
+  registerRepermissionCommands(program, io);
+  registerDedupeCommands(program, io);
 
   try {
     await program.parseAsync(argv);

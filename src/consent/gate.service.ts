@@ -24,5 +24,11 @@ export async function checkGate(
       .where('topic_id', '=', input.topicId)
       .executeTakeFirst(),
   ]);
-  return decideSend({ purpose: input.purpose, topicState: state?.state ?? null, suppressed: suppressions.length > 0, erased: false });
+  return decideSend({
+    purpose: input.purpose,
+    topicState: state?.state ?? null,
+    suppressed: suppressions.length > 0,
+    erased: false,
+    suppressionReasons: suppressions.map((s) => s.reason),
+  });
 }

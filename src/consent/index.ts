@@ -1,7 +1,7 @@
 export * from './ledger.js';
 export { withLedger, verifyLedger, type LedgerWriter, type VerifyReport } from './ledger.service.js';
 export { readContactEvents, findEvent } from './ledger.repository.js';
-export { decideSend, type SendPurpose, type GateDecision } from './gate.js';
+export { decideSend, selfLiftableReasons, type SendPurpose, type GateDecision } from './gate.js';
 export { lookupHashes, writeHashes, ALL_SCOPE, type SuppressionKey, type SuppressionReason } from './suppression.js';
 export { findSuppressions, insertSuppressions } from './suppression.repository.js';
 export {

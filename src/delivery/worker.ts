@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import { advanceCampaigns, type CampaignDeps } from '../campaigns/index.js';
+import { advanceCampaigns, runRepermissionJobs, type CampaignDeps } from '../campaigns/index.js';
 import type { OutgoingMessage, SendResult, Transport } from './transport.js';
 import { claimBatch, deferDelivery, markPermanent, markSent, markTransient, type ClaimDeps, type ClaimedDelivery, type RetryPolicy } from './claim.service.js';
 import { recipientDomain, type Throttle } from './throttle.js';
@@ -51,6 +51,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const report: WorkerReport = { sent: 0, retried: 0, failed: 0, ...(options.throttle ? { deferred: 0 } : {}) };
   while (!signal.aborted) {
     try {
+      // Before advancing: a re-permission campaign whose deadline passed is closed, not started.
+      await runRepermissionJobs(deps, deps.clock.now());
       await advanceCampaigns(deps);
       const claimedAt = deps.clock.now();
       const batch = await claimBatch(deps, {

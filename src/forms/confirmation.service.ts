@@ -1,14 +1,18 @@
 import { findContactById, findContactKey, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import {
+  ALL_SCOPE,
   buildReceiptClaims,
+  findEvent,
   findStates,
-  findSuppressions,
   lookupHashes,
+  readContactEvents,
   signReceipt,
   withLedger,
   RECEIPT_FILENAME,
   type EventDraft,
+  type ReceiptClaims,
 } from '../consent/index.js';
+import { hmacHex } from '../shared/crypto.js';
 import { makeMessageId } from '../delivery/compose.js';
 import { findConsentTextsByIds, findTopicsByIds } from '../topics/index.js';
 import type { ConfirmationToken, ConsentEventRow, Contact, Topic } from '../storage/index.js';
@@ -16,6 +20,8 @@ import { mailDomain, type SignupDeps } from './deps.js';
 import { receiptMail } from './mails.js';
 import { deliverSystemMail, hashToken } from './signup.service.js';
 import { consumeToken, findTokenByHash } from './token.repository.js';
+import { CENTRE_METHOD, planSuppressionLift, type SuppressionRow } from './resubscription.js';
+import { deleteSuppressionRows, findSuppressionRows } from './resubscription.repository.js';
 
 export type TokenView = { valid: true; topics: { slug: string; name: string }[]; locale: string | null } | { valid: false };
 
@@ -47,22 +53,33 @@ export async function confirmSubscription(
     if (!(await consumeToken(trx, row.id, now.toISOString()))) return null;
     const contact = await findContactById(trx, row.contact_id);
     if (!contact || contact.erased_at || !contact.match_key) return null;
-    // A suppression that arrived after the request wins: a confirmation
-    // through an old link does not undo a later objection or complaint.
-    const hashes = lookupHashes(deps.keys.suppressionKeys, contact.match_key);
     const topicIds = JSON.parse(row.topic_ids) as string[];
-    if ((await findSuppressions(trx, hashes, topicIds)).length > 0) return null;
+    const suppressions = await findSuppressionRows(trx, lookupHashes(deps.keys.suppressionKeys, contact.match_key), [ALL_SCOPE, ...topicIds]);
     const states = await findStates(trx, contact.id);
     const awaiting = states.filter((s) => topicIds.includes(s.topic_id) && s.state === 'requested');
-    if (awaiting.length === 0) return { contact, events: [] as ConsentEventRow[], requested: [] as ConsentEventRow[] };
+    if (awaiting.length === 0) {
+      return suppressions.length > 0 ? null : { contact, events: [] as ConsentEventRow[], requested: [] as ConsentEventRow[] };
+    }
     const requested = await trx
       .selectFrom('consent_events')
       .selectAll()
       .where('seq', 'in', awaiting.map((s) => s.event_seq))
       .execute();
+    // A suppression that arrived after the request wins: a confirmation
+    // through an old link does not undo a later objection or complaint. Only
+    // the person's own earlier objection, answered by a request from their
+    // own preference centre, is lifted (DESIGN.md, suppression list).
+    const lift = planSuppressionLift({
+      rows: suppressions,
+      requested: requested.map((r) => ({ method: (JSON.parse(r.evidence) as { method?: unknown }).method, occurredAt: r.occurred_at })),
+      ownHashes: new Set(deps.keys.suppressionKeys.map((k) => hmacHex(k.key, contact.match_key!))),
+      ownEventSeqs: new Set((suppressions.length > 0 ? await readContactEvents(trx, contact.id) : []).map((e) => Number(e.seq))),
+    });
+    if (!lift.ok) return null;
+    await deleteSuppressionRows(trx, lift.lift);
     const key = unwrapContactKey(deps.keys.masterKeys, contact.id, (await findContactKey(trx, contact.id))!);
     const personal = sealPersonal(key, { ip: input.ip, user_agent: input.userAgent });
-    const events = await ledger.append(requested.map((req) => confirmedEvent(deps, { req, row, personal, now })));
+    const events = await ledger.append(requested.map((req) => confirmedEvent(deps, { req, row, personal, now, lifted: lift.lift })));
     return { contact, events, requested };
   });
   if (!outcome) return { confirmed: false };
@@ -79,9 +96,10 @@ async function usableToken(deps: SignupDeps, token: string): Promise<Confirmatio
 
 function confirmedEvent(
   deps: SignupDeps,
-  v: { req: ConsentEventRow; row: ConfirmationToken; personal: string; now: Date },
+  v: { req: ConsentEventRow; row: ConfirmationToken; personal: string; now: Date; lifted: SuppressionRow[] },
 ): EventDraft {
   const requested = JSON.parse(v.req.evidence) as Record<string, unknown>;
+  const fromCentre = requested.method === CENTRE_METHOD;
   return {
     id: deps.newId(),
     contactId: v.req.contact_id,
@@ -102,6 +120,11 @@ function confirmedEvent(
       requested_event_hash: v.req.hash,
       message_id: requested.message_id as string,
       personal: v.personal,
+      ...(fromCentre ? { requested_via: CENTRE_METHOD } : {}),
+      // What this confirmation lifted, without the keyed hashes themselves.
+      ...(v.lifted.length > 0
+        ? { lifted_suppressions: v.lifted.map((x) => ({ scope: x.scope, reason: x.reason, created_at: x.created_at, event_seq: x.event_seq === null ? null : Number(x.event_seq) })) }
+        : {}),
     },
   };
 }
@@ -110,38 +133,79 @@ async function sendReceipts(
   deps: SignupDeps,
   outcome: { contact: Contact; events: ConsentEventRow[]; requested: ConsentEventRow[] },
 ): Promise<number> {
-  if (outcome.events.length === 0) return 0;
-  const topics = new Map((await findTopicsByIds(deps.db, outcome.events.map((e) => e.topic_id!))).map((t) => [t.id, t]));
-  const textIds = outcome.events.map((e) => (JSON.parse(e.evidence) as { consent_text_id: string }).consent_text_id);
-  const texts = new Map((await findConsentTextsByIds(deps.db, textIds)).map((t) => [t.id, t]));
   let sent = 0;
   for (const event of outcome.events) {
-    const topic = topics.get(event.topic_id!)!;
-    const evidence = JSON.parse(event.evidence) as { consent_text_id: string };
-    const text = texts.get(evidence.consent_text_id)!;
     const requested = outcome.requested.find((r) => r.topic_id === event.topic_id)!;
-    const claims = receiptClaims(deps, { event, requested, topic, text, contact: outcome.contact });
-    const jws = await signReceipt(claims, deps.keys.receiptKeys[0]!);
+    const receipt = await buildReceipt(deps, { event, requested, contact: outcome.contact });
+    if (!receipt) continue;
     const locale = outcome.contact.locale ?? 'en';
     const ok = await deliverSystemMail(deps, {
       contact: outcome.contact,
-      gate: { purpose: 'receipt', topicIds: [topic.id] },
+      gate: { purpose: 'receipt', topicIds: [receipt.topic.id] },
       kind: 'receipt',
       messageId: makeMessageId(`receipt.${event.id}`, mailDomain(deps)),
-      mail: receiptMail({ locale, controller: deps.settings.controller.name, topicName: topic.name, claims }),
+      mail: receiptMail({ locale, controller: deps.settings.controller.name, topicName: receipt.topic.name, claims: receipt.claims }),
       locale,
-      attachments: [{ filename: RECEIPT_FILENAME, contentType: 'application/jose', content: jws }],
+      attachments: [{ filename: RECEIPT_FILENAME, contentType: 'application/jose', content: receipt.jws }],
     });
     if (ok) sent += 1;
   }
   return sent;
 }
 
+/**
+ * The signed receipt of one stored `confirmed` event, issued again now (the
+ * preference centre's download): the same claims as the mailed one but for
+ * `iat`. Null when the event is not a confirmation with a consent text.
+ */
+export async function reissueReceipt(
+  deps: SignupDeps,
+  v: { event: ConsentEventRow; contact: Contact },
+): Promise<{ claims: ReceiptClaims; jws: string } | null> {
+  if (v.event.type !== 'confirmed' || v.event.contact_id !== v.contact.id) return null;
+  const requestedId = (JSON.parse(v.event.evidence) as { requested_event?: unknown }).requested_event;
+  const requested = typeof requestedId === 'string' ? await findEvent(deps.db, requestedId) : undefined;
+  const receipt = await buildReceipt(deps, { event: v.event, requested: requested ?? v.event, contact: v.contact, issuedAt: deps.clock.now() });
+  return receipt && { claims: receipt.claims, jws: receipt.jws };
+}
+
+async function buildReceipt(
+  deps: SignupDeps,
+  v: { event: ConsentEventRow; requested: ConsentEventRow; contact: Contact; issuedAt?: Date },
+): Promise<{ claims: ReceiptClaims; jws: string; topic: Topic } | null> {
+  const textId = (JSON.parse(v.event.evidence) as { consent_text_id?: unknown }).consent_text_id;
+  if (v.event.topic_id === null || typeof textId !== 'string') return null;
+  const [topic] = await findTopicsByIds(deps.db, [v.event.topic_id]);
+  const [text] = await findConsentTextsByIds(deps.db, [textId]);
+  if (!topic || !text) return null;
+  const claims = receiptClaims(deps, { ...v, topic, text });
+  return { claims, jws: await signReceipt(claims, deps.keys.receiptKeys[0]!), topic };
+}
+
+/**
+ * The receipt's collectionMethod for each way a confirmed consent was asked
+ * for; 're_permission' is what campaigns/repermission-confirm.service.ts
+ * records and signs, so a receipt issued again says the same.
+ */
+const receiptMethods: Record<string, string> = {
+  web_form: 'web_form_double_opt_in',
+  [CENTRE_METHOD]: 'preference_centre_double_opt_in',
+  re_permission: 're_permission_email_confirmation',
+};
+
 function receiptClaims(
   deps: SignupDeps,
-  v: { event: ConsentEventRow; requested: ConsentEventRow; topic: Topic; text: { id: string; version: number; sha256: string; body: string }; contact: Contact },
+  v: {
+    event: ConsentEventRow;
+    requested: ConsentEventRow;
+    topic: Topic;
+    text: { id: string; version: number; sha256: string; body: string };
+    contact: Contact;
+    issuedAt?: Date;
+  },
 ) {
   const { controller } = deps.settings;
+  const requestMethod = (JSON.parse(v.requested.evidence) as { method?: unknown }).method;
   return buildReceiptClaims({
     receiptId: v.event.id,
     controller: { name: controller.name, contact: controller.name, email: controller.email, address: controller.address, url: deps.settings.publicUrl },
@@ -153,9 +217,10 @@ function receiptClaims(
     consentText: v.text,
     consentedAt: new Date(v.requested.occurred_at),
     confirmedAt: new Date(v.event.occurred_at),
-    method: 'web_form_double_opt_in',
+    method: receiptMethods[String(requestMethod)] ?? 'web_form_double_opt_in',
     formId: (JSON.parse(v.event.evidence) as { form_id?: string }).form_id,
     ledgerEventHash: v.event.hash,
     ledgerEventSeq: v.event.seq,
+    ...(v.issuedAt ? { issuedAt: v.issuedAt } : {}),
   });
 }

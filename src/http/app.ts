@@ -15,10 +15,15 @@ import { publicKeySet, RECEIPT_KEY_PATH } from '../consent/index.js';
 import type { SignupDeps } from '../forms/index.js';
 import { messagePage, stylesheet } from './public/views.js';
 import { pageContext, registerSignupRoutes } from './public/signup.routes.js';
+import { registerPreferenceRoutes } from './public/preferences.routes.js';
+import { registerRepermissionRoutes } from './public/repermission.routes.js';
+import type { VersionedKey } from '../config/secrets.js';
 import { redactUrl, statusFor } from './error-mapper.js';
 
 export interface AppDeps {
   signup: SignupDeps;
+  /** Keys of the signed unsubscribe and preference links, newest first. */
+  linkKeys: VersionedKey[];
   logger: FastifyBaseLogger;
   defaultLocale: string;
   signupLimitPerIp: number;
@@ -91,5 +96,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.type('text/css').header('cache-control', 'public, max-age=86400').send(stylesheet),
   );
   registerSignupRoutes(app, routeOptions);
+  await registerPreferenceRoutes(app, {
+    deps: { ...deps.signup, linkKeys: deps.linkKeys },
+    defaultLocale: deps.defaultLocale,
+    limitPerIp: deps.signupLimitPerIp,
+  });
+  registerRepermissionRoutes(app, { deps: { ...deps.signup, linkKeys: deps.linkKeys }, defaultLocale: deps.defaultLocale, limitPerIp: deps.signupLimitPerIp });
   return app;
 }

@@ -24,5 +24,5 @@ export function statusFor(error: unknown): number {
 /** Redacts secrets from a URL path before it reaches a log: tokens are capabilities. */
 export function redactUrl(url: string): string {
   const path = url.split('?')[0] ?? '';
-  return path.replace(/^\/(confirm|u|p)\/[^/]+/, '/$1/[token]');
+  return path.replace(/^\/(confirm|u|p|r)\/[^/]+/, '/$1/[token]');
 }

@@ -18,7 +18,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { VersionedKey } from '../config/secrets.js';
 
-export type LinkPurpose = 'unsubscribe' | 'preferences';
+/** 'repermission': the confirm link of a re-permission request (issue 5 point 4), scoped to contact, topic and campaign. */
+export type LinkPurpose = 'unsubscribe' | 'preferences' | 'repermission';
 
 export interface LinkClaims {
   purpose: LinkPurpose;
@@ -32,7 +33,7 @@ export type LinkVerification = { ok: true; claims: LinkClaims } | { ok: false };
 /** Domain separation: the same key could one day MAC something else. */
 const MAC_CONTEXT = 'assent/link-token\0';
 const MAC_BYTES = 16;
-const PURPOSE_CODES: Record<LinkPurpose, number> = { unsubscribe: 1, preferences: 2 };
+const PURPOSE_CODES: Record<LinkPurpose, number> = { unsubscribe: 1, preferences: 2, repermission: 3 };
 const FLAG_TOPIC = 0b0100;
 const FLAG_CAMPAIGN = 0b1000;
 /** Marks a field stored as the 16 bytes of a lower-case UUID. */

@@ -3,12 +3,16 @@ import type { Db } from './database.js';
 import * as m0001 from './migrations/0001-initial.js';
 import * as m0002 from './migrations/0002-templates.js';
 import * as m0003 from './migrations/0003-campaigns.js';
+import * as m0004 from './migrations/0004-contact-fields.js';
+import * as m0005 from './migrations/0005-repermission.js';
 
 /** Migrations are imported statically so they ship inside the source tree. */
 const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-templates': m0002,
   '0003-campaigns': m0003,
+  '0004-contact-fields': m0004,
+  '0005-repermission': m0005,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

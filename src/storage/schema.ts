@@ -158,6 +158,26 @@ export interface TemplatesTable {
   created_at: string;
 }
 
+/** What only a re-permission campaign has (issue 5 point 4); a reminder's row names its parent. */
+export interface RepermissionCampaignsTable {
+  campaign_id: string;
+  parent_id: string | null;
+  deadline_at: string;
+  reminder_at: string | null;
+  reminder_sent_at: string | null;
+  /** When the deadline job closed it: sending stopped and (for a root) every unanswered contact lapsed. */
+  closed_at: string | null;
+}
+
+/** A contact an operator merged into another (probable duplicates); its states moved to `merged_into`. */
+export interface ContactMergesTable {
+  contact_id: string;
+  merged_into: string;
+  merged_at: string;
+  /** The `merged` event on the kept contact. */
+  event_seq: number;
+}
+
 export interface Tables {
   topics: TopicsTable;
   consent_texts: ConsentTextsTable;
@@ -174,6 +194,8 @@ export interface Tables {
   campaigns: CampaignsTable;
   deliveries: DeliveriesTable;
   templates: TemplatesTable;
+  repermission_campaigns: RepermissionCampaignsTable;
+  contact_merges: ContactMergesTable;
 }
 
 export type Topic = Selectable<TopicsTable>;
@@ -186,3 +208,49 @@ export type ConsentStateRow = Selectable<ConsentStatesTable>;
 export type ConfirmationToken = Selectable<ConfirmationTokensTable>;
 // Generated is re-exported for tables that later gain generated columns.
 export type { Generated };
+
+// Issue 5, import (migration 0004). Declared as an interface merge so the
+// table list above stays untouched by this migration's author.
+
+/** A contact's names, sealed under the contact's evidence key (shredded on erasure, Art. 17). */
+export interface ContactNamesTable {
+  contact_id: string;
+  /** Sealed JSON of { first_name, last_name }. */
+  sealed: string;
+  updated_at: string;
+}
+
+/** One import run of one file into one topic; re-running the same file continues it. */
+export interface ImportsTable {
+  id: string;
+  file_name: string;
+  file_sha256: string;
+  topic_id: string;
+  /** Canonical JSON of the parse options (encoding, delimiter, mapping, default status). */
+  options: string;
+  /** 'running' | 'completed' */
+  status: string;
+  /** The last row of the last committed batch: the resume point. */
+  rows_done: number;
+  created_at: string;
+  finished_at: string | null;
+  /** JSON of the counters so far (cumulative over resumed runs). */
+  summary: string;
+}
+
+/** A row an import did not apply, with its reason; never the address. */
+export interface ImportRowsTable {
+  import_id: string;
+  row: number;
+  line: number;
+  reason: string;
+  detail: string;
+}
+
+export interface Tables {
+  contact_names: ContactNamesTable;
+  imports: ImportsTable;
+  import_rows: ImportRowsTable;
+}
+
+export type ImportRun = Selectable<ImportsTable>;

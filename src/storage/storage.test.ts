@@ -173,6 +173,7 @@ describe('decideSend (the one gate, pure)', () => {
     receipt: ['no_consent', 'state_requested', 'allowed', 'state_withdrawn', 'state_imported', 'state_lapsed'],
     campaign: ['no_consent', 'state_requested', 'allowed', 'state_withdrawn', 'state_imported', 'state_lapsed'],
     repermission: ['no_consent', 'state_requested', 'state_confirmed', 'state_withdrawn', 'allowed', 'state_lapsed'],
+    self_service: ['allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed'],
   };
   for (const [purpose, outcomes] of Object.entries(expected) as [SendPurpose, string[]][]) {
     test(`${purpose}: each topic state gives its exact decision; erased and suppressed always refuse`, () => {

@@ -1,0 +1,100 @@
+/**
+ * Renders a re-permission request for a claimed delivery. The message
+ * builder (From, List-Id, MIME skeleton, DKIM) is prepared once per campaign
+ * by the same `prepareCampaignMessage` as every campaign, so the request
+ * carries List-Unsubscribe and List-Unsubscribe-Post (RFC 8058) like any
+ * marketing mail; per recipient it signs three links and writes the fixed
+ * text in the person's language.
+ */
+import { AppError } from '../shared/errors.js';
+import { findContactById } from '../contacts/index.js';
+import { findTopicsByIds } from '../topics/index.js';
+import { signLinkToken } from '../preferences/link-token.js';
+import { prepareCampaignMessage, type PreparedCampaignMessage } from '../delivery/campaign-message.js';
+import type { OutgoingMessage } from '../delivery/transport.js';
+import type { RendererDeps, RenderTarget } from './campaign-renderer.js';
+import { findCampaign } from './campaign.repository.js';
+import { repermissionMail } from './repermission-mail.js';
+import { findRepermission } from './repermission.repository.js';
+
+interface Prepared {
+  topicId: string;
+  topicName: string;
+  deadline: Date;
+  reminder: boolean;
+  builder: PreparedCampaignMessage;
+}
+
+export interface RepermissionRenderer {
+  /** Whether the campaign is a re-permission request (then `render` writes it). */
+  owns(campaignId: string): Promise<boolean>;
+  render(target: RenderTarget): Promise<OutgoingMessage>;
+}
+
+export function createRepermissionRenderer(deps: RendererDeps): RepermissionRenderer {
+  // null: the campaign is not a re-permission campaign.
+  const cache = new Map<string, Promise<Prepared | null>>();
+  const prepared = (campaignId: string) => {
+    let entry = cache.get(campaignId);
+    if (!entry) {
+      entry = prepare(deps, campaignId);
+      // A failed preparation is not cached: the next attempt tries again.
+      entry.catch(() => cache.delete(campaignId));
+      cache.set(campaignId, entry);
+      if (cache.size > 64) cache.delete(cache.keys().next().value!);
+    }
+    return entry;
+  };
+  return {
+    owns: async (campaignId) => (await prepared(campaignId)) !== null,
+    render: async (target) => {
+      const p = await prepared(target.campaignId);
+      if (!p) throw new AppError('conflict', `campaign ${target.campaignId} is not a re-permission campaign`);
+      const contact = await findContactById(deps.db, target.contactId);
+      const scope = { contactId: target.contactId, topicId: p.topicId, campaignId: target.campaignId };
+      const confirmUrl = `${deps.publicUrl}/r/${signLinkToken(deps.linkKeys, { purpose: 'repermission', ...scope })}`;
+      const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, { purpose: 'unsubscribe', ...scope })}`;
+      const preferencesUrl = `${deps.publicUrl}/p/${signLinkToken(deps.linkKeys, { purpose: 'preferences', contactId: target.contactId })}`;
+      const mail = repermissionMail({
+        locale: contact?.locale ?? 'en',
+        controller: deps.controller,
+        topicName: p.topicName,
+        deadline: p.deadline,
+        reminder: p.reminder,
+        confirmUrl,
+        unsubscribeUrl,
+        preferencesUrl,
+      });
+      return p.builder.build({
+        to: target.address,
+        contactId: target.contactId,
+        campaignId: target.campaignId,
+        subject: mail.subject,
+        html: mail.html,
+        text: mail.text,
+        unsubscribeUrl,
+        messageDate: deps.clock.now(),
+      });
+    },
+  };
+}
+
+async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared | null> {
+  const campaign = await findCampaign(deps.db, campaignId);
+  if (!campaign) throw new AppError('not_found', `no campaign ${campaignId}`);
+  if (campaign.kind !== 'repermission') return null;
+  const row = await findRepermission(deps.db, campaignId);
+  if (!row) throw new AppError('not_found', `re-permission campaign ${campaignId} has no deadline`);
+  const [topic] = await findTopicsByIds(deps.db, [campaign.topic_id]);
+  if (!topic) throw new AppError('not_found', `campaign ${campaignId} names a missing topic`);
+  const builder = prepareCampaignMessage({
+    from: campaign.from_address,
+    subject: campaign.subject,
+    listId: { name: topic.name, id: `${topic.slug}.${deps.domain}` },
+    domain: deps.domain,
+    ...(deps.unsubscribeMailto ? { unsubscribeMailto: deps.unsubscribeMailto } : {}),
+    returnPath: deps.returnPath ?? (/<([^>]+)>\s*$/.exec(campaign.from_address)?.[1] ?? campaign.from_address.trim()),
+    ...(deps.dkim ? { dkim: deps.dkim } : {}),
+  });
+  return { topicId: topic.id, topicName: topic.name, deadline: new Date(row.deadline_at), reminder: row.parent_id !== null, builder };
+}
