@@ -63,6 +63,7 @@ export async function buildRuntime(config: Readonly<Config>, overrides: RuntimeO
       newId,
       transport,
       logger,
+      afterErasure: () => storage.compact(),
       keys: { masterKeys: secrets.masterKeys, suppressionKeys: secrets.suppressionKeys, receiptKeys: secrets.receiptKeys },
       settings: {
         publicUrl: config.publicUrl,

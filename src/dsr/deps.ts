@@ -15,4 +15,9 @@ export interface DsrDeps {
     masterKeys: MasterKey[];
     suppressionKeys: SuppressionKey[];
   };
+  /**
+   * Storage upkeep once an erasure committed, so no stale page still holds
+   * the erased data (SQLite: checkpoint and truncate the write-ahead log).
+   */
+  afterErasure?: () => Promise<void>;
 }

@@ -54,6 +54,7 @@ export async function eraseContact(deps: DsrDeps, request: ErasureRequest): Prom
     await deleteContactTokens(trx, contact.id);
     return true;
   });
+  if (erased && deps.afterErasure) await deps.afterErasure();
   // The contact id only: the address is gone, and must not live on in logs.
   deps.logger.info({ contact: request.contactId, channel: request.channel, erased }, erased ? 'contact erased' : 'contact already erased');
   return { erased };

@@ -18,6 +18,8 @@ export interface SignupDeps {
     suppressionKeys: SuppressionKey[];
     receiptKeys: ReceiptPrivateKey[];
   };
+  /** Storage upkeep after an erasure (see DsrDeps.afterErasure). */
+  afterErasure?: () => Promise<void>;
   settings: {
     publicUrl: string;
     mailFrom: string;

@@ -23,6 +23,8 @@ export interface Storage {
   /** A URL safe to print: no password. */
   describe: string;
   close(): Promise<void>;
+  /** After an erasure: make sure no old page or log frame still holds what was deleted. */
+  compact(): Promise<void>;
 }
 
 export function isPostgresUrl(url: string): boolean {
@@ -47,6 +49,8 @@ function openSqlite(path: string): Storage {
   database.pragma('busy_timeout = 10000');
   database.pragma('foreign_keys = ON');
   database.pragma('synchronous = NORMAL');
+  // Deleted content is overwritten in the file, not just unlinked (GDPR Art. 17).
+  database.pragma('secure_delete = ON');
   const db = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database }) });
   return {
     db,
@@ -54,6 +58,9 @@ function openSqlite(path: string): Storage {
     capabilities: { skipLocked: false },
     describe: `sqlite:${path}`,
     close: () => db.destroy(),
+    compact: async () => {
+      database.pragma('wal_checkpoint(TRUNCATE)');
+    },
   };
 }
 
@@ -103,5 +110,7 @@ function openPostgres(url: string): Storage {
     capabilities: { skipLocked: true },
     describe: safe.toString(),
     close: () => db.destroy(),
+    // PostgreSQL reclaims dead row versions by (auto)vacuum; see the README on erasure.
+    compact: async () => undefined,
   };
 }
