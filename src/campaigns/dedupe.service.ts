@@ -8,8 +8,8 @@ import type { IdGenerator } from '../shared/ids.js';
 import { AppError } from '../shared/errors.js';
 import type { Db } from '../storage/index.js';
 import { findContactById } from '../contacts/index.js';
-import { topicEventTypes, withLedger, type EventDraft, type TopicEventType } from '../consent/index.js';
-import { changesOf, mergeRefusal, mergeTopicStates, type TopicMerge } from './dedupe.js';
+import { withLedger } from '../consent/index.js';
+import { changesOf, mergeEvents, mergeRefusal, mergeTopicStates, OPERATOR_MERGE, type TopicMerge } from './dedupe.js';
 import {
   deleteStatesOf,
   findDuplicateProviderKeys,
@@ -28,8 +28,6 @@ export interface DedupeDeps {
   newId: IdGenerator;
 }
 
-/** Evidence method and report source of an operator-approved merge. */
-export const OPERATOR_MERGE = 'operator_merge';
 const PAGE = 1000;
 
 export interface MergeReportRow {
@@ -121,39 +119,24 @@ export async function mergeProbableDuplicates(deps: DedupeDeps, input: { keepId:
     const mine = states.filter((s) => s.contact_id === keep!.id);
     const theirs = states.filter((s) => s.contact_id === other!.id);
     const plan = mergeTopicStates(new Map(mine.map((s) => [s.topic_id, s.state])), new Map(theirs.map((s) => [s.topic_id, s.state])));
-    const moved = plan.filter((p) => p.after !== p.before);
-    const unknown = moved.find((p) => !(topicEventTypes as readonly string[]).includes(p.after));
-    if (unknown) throw new AppError('conflict', `state "${unknown.after}" of topic ${unknown.topicId} cannot be carried over`);
     const refs = await findEventRefs(trx, theirs.map((s) => Number(s.event_seq)));
-    const base = { method: OPERATOR_MERGE, actor: 'operator', source: OPERATOR_MERGE };
-    const draft = (contactId: string, topicId: string | null, type: EventDraft['type'], evidence: Record<string, unknown>): EventDraft => ({
-      id: deps.newId(),
-      contactId,
-      topicId,
-      type,
-      occurredAt: now,
-      evidence: { ...base, ...evidence },
+    const drafts = mergeEvents({
+      keepId: keep!.id,
+      otherId: other!.id,
+      plan,
+      theirs: theirs.map((s) => ({ topicId: s.topic_id, state: s.state, event: refs.get(Number(s.event_seq)) ?? null })),
+      now,
+      newId: deps.newId,
     });
-    const carried = moved.map((p) => {
-      const source = theirs.find((s) => s.topic_id === p.topicId)!;
-      const ref = refs.get(Number(source.event_seq));
-      return draft(keep!.id, p.topicId, p.after as TopicEventType, { other_contact_id: other!.id, source_event: ref?.id ?? null, source_event_hash: ref?.hash ?? null });
-    });
-    const topics = plan.map((p) => ({ topic_id: p.topicId, before: p.before, other: p.other, after: p.after }));
-    const movedStates = theirs.map((s) => ({ topic_id: s.topic_id, state: s.state, event_seq: Number(s.event_seq) }));
-    const rows = await ledger.append([
-      ...carried,
-      draft(keep!.id, null, 'merged', { other_contact_id: other!.id, topics }),
-      draft(other!.id, null, 'merged', { merged_into: keep!.id, moved_states: movedStates }),
-    ]);
+    const rows = await ledger.append(drafts);
     const keptEvent = rows[rows.length - 2]!;
     await deleteStatesOf(trx, other!.id);
     await insertMerge(trx, { contact_id: other!.id, merged_into: keep!.id, merged_at: now.toISOString(), event_seq: Number(keptEvent.seq) });
     return {
       kept: keep!.id,
       merged: other!.id,
-      topics: plan.map(({ topicId, ...rest }) => ({ topic: slugs.get(topicId) ?? topicId, ...rest })),
-      changed: moved.length,
+      topics: plan.map(({ topicId, ...rest }) => ({ topic: slugs.get(topicId) ?? topicId, ...rest })).sort((a, b) => a.topic.localeCompare(b.topic)),
+      changed: drafts.length - 2,
       event_seq: Number(keptEvent.seq),
     };
   });

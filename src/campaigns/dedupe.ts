@@ -5,26 +5,35 @@
  * provider key, different match keys) are only *probable* duplicates
  * (ADR-07): listed for review, merged when an operator says so, by the same
  * rule — the most restrictive state wins on every topic, so no merge can
- * drop an opt-out (the ICO's Morrisons, Honda and Flybe fines).
+ * drop an opt-out (the ICO's Morrisons, Honda and Flybe fines); see
+ * `precedence` for what "most restrictive" means between the states.
  */
+import { AppError } from '../shared/errors.js';
+import { topicEventTypes, type EventDraft, type TopicEventType } from '../consent/index.js';
 
 /**
- * Topic states from the most to the least restrictive, by what each still
- * lets us send: withdrawn (an opt-out, never undone by a merge), lapsed
- * (nothing, until a new sign-up), requested (only the confirmation the
- * person asked for, already sent), imported (one re-permission request),
- * confirmed (campaigns). A state not listed here ranks above them all:
- * unknown errs towards not sending.
+ * Which state the kept record takes when the two differ. `withdrawn`, the
+ * person's own opt-out, wins over everything: no merge can drop an
+ * unsubscribe (GDPR Art. 7(3), 21(3)). The other states are not a wish
+ * against mail but the absence (imported, lapsed) or the progress
+ * (requested) of a consent, so a record lacking consent never takes away a
+ * consent the person gave through the other record ("withdraw nothing the
+ * person did not withdraw"): confirmed, then requested (the person's own
+ * fresh act), then lapsed (asked, no answer), then imported (never asked).
+ * This is the import's rule too (contacts/import-merge.ts: opt-outs win,
+ * an unproven import never touches a confirmed or pending double opt-in).
+ * Objections, bounces and complaints are suppressions, keyed under every
+ * provider alias, so they already cover both records of a probable pair.
+ * A state not listed here comes first: unknown errs towards not sending.
  */
-export const restrictiveness: readonly string[] = ['withdrawn', 'lapsed', 'requested', 'imported', 'confirmed'];
+export const precedence: readonly string[] = ['withdrawn', 'confirmed', 'requested', 'lapsed', 'imported'];
 
 function rank(state: string): number {
-  const i = restrictiveness.indexOf(state);
-  return i === -1 ? -1 : i;
+  return precedence.indexOf(state);
 }
 
-/** The more restrictive of two states (the first when equal). */
-export function moreRestrictive(a: string, b: string): string {
+/** The state that wins when two records of one person differ (the first when equal). */
+export function winningState(a: string, b: string): string {
   return rank(b) < rank(a) ? b : a;
 }
 
@@ -47,9 +56,53 @@ export function mergeTopicStates(kept: ReadonlyMap<string, string>, other: Reado
   return topicIds.map((topicId) => {
     const before = kept.get(topicId) ?? null;
     const theirs = other.get(topicId) ?? null;
-    const after = before === null ? theirs! : theirs === null ? before : moreRestrictive(before, theirs);
+    const after = before === null ? theirs! : theirs === null ? before : winningState(before, theirs);
     return { topicId, before, other: theirs, after };
   });
+}
+
+/** Evidence method and report source of an operator-approved merge. */
+export const OPERATOR_MERGE = 'operator_merge';
+
+/**
+ * The events of an operator merge, in order: for every topic whose winning
+ * state differs from the kept contact's, an event of that state on the kept
+ * contact pointing at the event it carries over; a `merged` event on the
+ * kept contact naming the other and every topic's before/after (what the
+ * report reads); a `merged` event on the other naming the kept one and the
+ * states it gave up. Refuses a state that is not a topic event type.
+ */
+export function mergeEvents(input: {
+  keepId: string;
+  otherId: string;
+  plan: TopicMerge[];
+  theirs: { topicId: string; state: string; event: { id: string; hash: string } | null }[];
+  now: Date;
+  newId: () => string;
+}): EventDraft[] {
+  const draft = (contactId: string, topicId: string | null, type: EventDraft['type'], evidence: Record<string, unknown>): EventDraft => ({
+    id: input.newId(),
+    contactId,
+    topicId,
+    type,
+    occurredAt: input.now,
+    evidence: { method: OPERATOR_MERGE, actor: 'operator', source: OPERATOR_MERGE, ...evidence },
+  });
+  const carried = input.plan
+    .filter((p) => p.after !== p.before)
+    .map((p) => {
+      if (!(topicEventTypes as readonly string[]).includes(p.after)) {
+        throw new AppError('conflict', `state "${p.after}" of topic ${p.topicId} cannot be carried over`);
+      }
+      const source = input.theirs.find((s) => s.topicId === p.topicId)?.event ?? null;
+      return draft(input.keepId, p.topicId, p.after as TopicEventType, { other_contact_id: input.otherId, source_event: source?.id ?? null, source_event_hash: source?.hash ?? null });
+    });
+  const topics = input.plan.map((p) => ({ topic_id: p.topicId, before: p.before, other: p.other, after: p.after }));
+  return [
+    ...carried,
+    draft(input.keepId, null, 'merged', { other_contact_id: input.otherId, topics }),
+    draft(input.otherId, null, 'merged', { merged_into: input.keepId, moved_states: input.theirs.map((s) => ({ topic_id: s.topicId, state: s.state, event: s.event?.id ?? null })) }),
+  ];
 }
 
 /** Why a pair may not be merged by the operator command, or null when it may. */
@@ -79,11 +132,11 @@ export interface MergeChange {
 }
 
 /**
- * Reads the state changes out of a `merged` event's evidence. Two shapes
- * are understood: the operator merge's `topics: [{topic_id, before, after}]`
- * and a per-event `topic_id` with `before`/`after` (an import merging rows
- * that share a match key). Only changes are returned: the report lists
- * every merge that changed someone's state.
+ * Reads the state changes out of a `merged` event's evidence. Two shapes:
+ * the operator merge's `topics: [{topic_id, before, after}]`, and the
+ * import's `from`/`to` on an event that names the topic (rows sharing a
+ * match key; `to` may be 'suppressed'). Only changes are returned: the
+ * report lists every merge that changed someone's state.
  */
 export function changesOf(event: { seq: number; contact_id: string; topic_id: string | null; occurred_at: string; evidence: string }): MergeChange[] {
   let evidence: Record<string, unknown>;
@@ -93,9 +146,11 @@ export function changesOf(event: { seq: number; contact_id: string; topic_id: st
     return [];
   }
   const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
-  const source = str(evidence.source) ?? str(evidence.method) ?? 'unknown';
-  const other = str(evidence.other_contact_id) ?? str(evidence.merged_from);
-  const items: unknown[] = Array.isArray(evidence.topics) ? evidence.topics : [{ topic_id: event.topic_id ?? evidence.topic_id, before: evidence.before, after: evidence.after }];
+  const method = str(evidence.method) ?? 'unknown';
+  const file = str(evidence.source_file);
+  const source = file === null ? method : `${method}:${file}`;
+  const other = str(evidence.other_contact_id);
+  const items: unknown[] = Array.isArray(evidence.topics) ? evidence.topics : [{ topic_id: event.topic_id, before: evidence.from, after: evidence.to }];
   const out: MergeChange[] = [];
   for (const item of items) {
     if (item === null || typeof item !== 'object') continue;

@@ -33,5 +33,5 @@ export { createRepermissionCampaign, startRepermissionCampaign, repermissionStat
 export { runRepermissionJobs, type RepermissionJobReport } from './repermission-jobs.service.js';
 export { inspectRepermission, confirmRepermission, type RepermissionDeps, type RepermissionView, type RepermissionAnswer } from './repermission-confirm.service.js';
 export { formatDate as formatDeadline } from './repermission-mail.js';
-export { stateChangingMerges, probableDuplicates, mergeProbableDuplicates, OPERATOR_MERGE, type DedupeDeps, type MergeReportRow, type ProbableDuplicate, type MergeOutcome } from './dedupe.service.js';
-export { mergeTopicStates, moreRestrictive, restrictiveness, csvLine, type TopicMerge, type MergeChange } from './dedupe.js';
+export { stateChangingMerges, probableDuplicates, mergeProbableDuplicates, type DedupeDeps, type MergeReportRow, type ProbableDuplicate, type MergeOutcome } from './dedupe.service.js';
+export { mergeTopicStates, winningState, precedence, csvLine, OPERATOR_MERGE, type TopicMerge, type MergeChange } from './dedupe.js';

@@ -22,7 +22,7 @@ export function registerCatalogCommands(program: Command, io: Io): void {
     .action(async (slug: string, opts: { name: string; description: string; text?: string; textFile?: string; locale: string; private?: boolean }) => {
       await withRuntime(io, {}, async (rt) => {
         const consentText =
-          readText(io, opts) ?? defaultConsentText({ controllerName: rt.config.controller.name, topicName: opts.name });
+          readText(io, opts) ?? defaultConsentText({ controllerName: rt.config.controller.name, topicName: opts.name, locale: opts.locale });
         const { topic: created, text } = await addTopic(deps(rt), {
           slug,
           name: opts.name,

@@ -13,6 +13,7 @@ import { registerProofCommands } from './proof.commands.js';
 import { registerCampaignCommands } from './campaign.commands.js';
 import { registerRepermissionCommands } from './repermission.commands.js';
 import { registerDedupeCommands } from './dedupe.commands.js';
+import { registerImportCommands } from './import.commands.js';
 import { withRuntime, type Io } from './runtime.js';
 import { migrateToLatest } from '../storage/index.js';
 import { startWorker } from '../worker-root.js';
@@ -81,6 +82,7 @@ export async function runCli(argv: string[], io: Io = defaultIo()): Promise<numb
   registerCampaignCommands(program, io);
   registerRepermissionCommands(program, io);
   registerDedupeCommands(program, io);
+  registerImportCommands(program, io);
 
   try {
     await program.parseAsync(argv);

@@ -8,7 +8,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { AppError } from '../shared/errors.js';
 
-const locales = ['en'] as const;
+/** The languages of the message catalogues (src/shared/messages); the default must be one of them. */
+const locales = ['en', 'bg', 'de', 'fr'] as const;
 
 const schema = z.object({
   ASSENT_DATA_DIR: z.string().min(1).default('./data'),

@@ -1,6 +1,7 @@
 import { CompactSign, compactVerify, importJWK, type JWK } from 'jose';
 import { z } from 'zod';
 import { AppError } from '../shared/errors.js';
+import { translator, type Translate } from '../shared/i18n.js';
 import type { ReceiptPrivateKey } from './receipt-keys.js';
 
 /**
@@ -355,49 +356,61 @@ function decodeBody(part: MimePart): string {
   return part.body;
 }
 
-/** Kantara §4.7: the receipt MUST also be given in a human-readable form. */
-export function renderReceiptText(claims: ReceiptClaims): string {
+/**
+ * Kantara §4.7: the receipt MUST also be given in a human-readable form, in
+ * the person's language (the catalogue's `mail.receipt.text.*`; English when
+ * no translator is given). The words agreed to are quoted as signed.
+ */
+export function renderReceiptText(claims: ReceiptClaims, t: Translate = translator('en').t): string {
   const controller = claims.piiControllers[0];
   const purpose = claims.services[0]?.purposes[0];
   const a = claims.assent;
+  const rows: [string, string][] = [
+    [t('mail.receipt.text.controller'), describeController(controller, t)],
+    [t('mail.receipt.text.policy'), claims.policyUrl],
+    [
+      t('mail.receipt.text.consent_text'),
+      t('mail.receipt.text.consent_text_value', { id: a.consentTextId, version: a.consentTextVersion, sha256: a.consentTextSha256 }),
+    ],
+    [t('mail.receipt.text.consented_at'), isoSeconds(claims.consentTimestamp)],
+    [t('mail.receipt.text.confirmed_at'), isoSeconds(a.confirmedAt)],
+    [t('mail.receipt.text.method'), a.formId === undefined ? a.method : t('mail.receipt.text.method_form', { method: a.method, form: a.formId })],
+    [t('mail.receipt.text.ledger_event'), t('mail.receipt.text.ledger_event_value', { seq: a.ledgerEventSeq, hash: a.ledgerEventHash })],
+    [t('mail.receipt.text.receipt_id'), claims.consentReceiptID],
+    [t('mail.receipt.text.contact_id'), claims.piiPrincipalId],
+    [t('mail.receipt.text.jurisdiction'), claims.jurisdiction],
+    // The standard term is translated; any other is quoted as signed.
+    [t('mail.receipt.text.lasts'), purpose?.termination === undefined || purpose.termination === TERMINATION ? t('mail.receipt.text.lasts_value') : purpose.termination],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length)) + 2;
   const lines = [
-    'CONSENT RECEIPT',
+    t('mail.receipt.text.heading'),
     '',
-    `You agreed that ${controller?.piiController ?? 'the controller'} may email you about:`,
-    `  ${claims.services[0]?.service ?? a.topic} (topic "${a.topic}")`,
+    t('mail.receipt.text.agreed', { controller: controller?.piiController ?? t('mail.receipt.text.unknown_controller') }),
+    `  ${t('mail.receipt.text.topic', { name: claims.services[0]?.service ?? a.topic, slug: a.topic })}`,
     '',
-    'The words you agreed to:',
+    t('mail.receipt.text.words'),
     ...(purpose?.purpose ?? '').split('\n').map((line) => `  | ${line}`),
     '',
-    `Controller:       ${describeController(controller)}`,
-    `Privacy policy:   ${claims.policyUrl}`,
-    `Consent text:     ${a.consentTextId}, version ${a.consentTextVersion}, SHA-256 ${a.consentTextSha256}`,
-    `Consented at:     ${isoSeconds(claims.consentTimestamp)}`,
-    `Confirmed at:     ${isoSeconds(a.confirmedAt)}`,
-    `Method:           ${a.method}${a.formId === undefined ? '' : ` (form ${a.formId})`}`,
-    `Ledger event:     #${a.ledgerEventSeq}, hash ${a.ledgerEventHash}`,
-    `Receipt ID:       ${claims.consentReceiptID}`,
-    `Your contact ID:  ${claims.piiPrincipalId}`,
-    `Jurisdiction:     ${claims.jurisdiction}`,
-    `Lasts:            ${purpose?.termination ?? TERMINATION}`,
+    ...rows.map(([label, value]) => `${label.padEnd(width)}${value}`),
     '',
-    'HOW TO VERIFY',
-    `The attached file ${RECEIPT_FILENAME} is this receipt signed with Ed25519 (JWS).`,
-    `Anyone can check it offline with:  assent receipt verify ${RECEIPT_FILENAME}`,
-    `(the saved .eml file of this message works too). The public key is published at`,
-    `  ${keyUrl(claims.iss)}`,
+    t('mail.receipt.text.verify_heading'),
+    t('mail.receipt.text.verify_signed', { file: RECEIPT_FILENAME }),
+    t('mail.receipt.text.verify_check', { file: RECEIPT_FILENAME }),
+    t('mail.receipt.text.verify_eml'),
+    `  ${keyUrl(claims.iss, t)}`,
   ];
   return `${lines.join('\n')}\n`;
 }
 
-function describeController(c: ReceiptClaims['piiControllers'][number] | undefined): string {
-  if (c === undefined) return 'unknown';
+function describeController(c: ReceiptClaims['piiControllers'][number] | undefined, t: Translate): string {
+  if (c === undefined) return t('mail.receipt.text.unknown');
   const extras = [c.address, c.piiControllerUrl].filter((x): x is string => x !== undefined);
   return [`${c.piiController} (${c.contact}, ${c.email})`, ...extras].join(', ');
 }
 
-function keyUrl(iss: string | undefined): string {
-  if (!URL.canParse(iss ?? '')) return `${RECEIPT_KEY_PATH} on the controller's web site`;
+function keyUrl(iss: string | undefined, t: Translate): string {
+  if (!URL.canParse(iss ?? '')) return t('mail.receipt.text.key_fallback', { path: RECEIPT_KEY_PATH });
   return new URL(RECEIPT_KEY_PATH, iss).href;
 }
 

@@ -50,7 +50,7 @@ export function confirmationMail(options: {
 
 export function receiptMail(options: { locale: string; controller: string; topicName: string; claims: ReceiptClaims }): MailBody {
   const { t } = translator(options.locale);
-  const readable = renderReceiptText(options.claims);
+  const readable = renderReceiptText(options.claims, t);
   const text = [
     t('mail.receipt.intro'),
     '',

@@ -153,8 +153,10 @@ async function sendConfirmation(
   deps: SignupDeps,
   v: { contact: Contact; topicNames: string[]; topicIds: string[]; token: string; messageId: string; locale: string },
 ): Promise<void> {
+  // The contact's stored language wins over the page's (an existing contact signing up again).
+  const locale = v.contact.locale ?? v.locale;
   const mail = confirmationMail({
-    locale: v.contact.locale ?? v.locale,
+    locale,
     controller: deps.settings.controller.name,
     topicNames: v.topicNames,
     confirmUrl: `${deps.settings.publicUrl}/confirm/${v.token}`,
@@ -166,7 +168,7 @@ async function sendConfirmation(
     kind: 'confirmation',
     messageId: v.messageId,
     mail,
-    locale: v.locale,
+    locale,
   });
 }
 

@@ -107,11 +107,29 @@ describe('translator', () => {
 });
 
 describe('chooseLocale', () => {
+  test('the four shipped languages: English, Bulgarian, German and French', () => {
+    assert.deepEqual([...supportedLocales], ['bg', 'de', 'en', 'fr']);
+    for (const locale of supportedLocales) {
+      const { t, locale: chosen } = translator(locale);
+      assert.equal(chosen, locale);
+      // Placeholders survive translation: the same {names} in every language.
+      for (const key of Object.keys(english)) {
+        const names = (text: string) => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+        assert.deepEqual(names(t(key)), names(english[key]!), `${locale}: ${key} keeps its placeholders`);
+      }
+    }
+    assert.equal(translator('de').t('form.submit'), 'Abonnieren');
+    assert.equal(translator('fr').t('mail.confirm.expiry', { days: 7 }), 'Ce lien ne fonctionne qu’une seule fois et expire dans 7 jours.');
+  });
+
   test('with the shipped catalogues: stored, then Accept-Language, then the fallback', () => {
     assert.equal(chooseLocale({ stored: 'en', acceptLanguage: 'de', fallback: 'xx' }), 'en');
+    assert.equal(chooseLocale({ stored: 'bg', acceptLanguage: 'de, fr', fallback: 'en' }), 'bg');
     assert.equal(chooseLocale({ stored: 'tlh', acceptLanguage: 'en-GB,en;q=0.9', fallback: 'xx' }), 'en');
-    assert.equal(chooseLocale({ stored: null, acceptLanguage: 'de-DE, fr;q=0.8, en;q=0.1', fallback: 'xx' }), 'en');
-    assert.equal(chooseLocale({ acceptLanguage: 'de, en;q=0', fallback: 'xx' }), 'xx');
+    assert.equal(chooseLocale({ stored: null, acceptLanguage: 'de-DE, fr;q=0.8, en;q=0.1', fallback: 'xx' }), 'de');
+    assert.equal(chooseLocale({ stored: null, acceptLanguage: 'it, bg-BG;q=0.5, en;q=0.1', fallback: 'xx' }), 'bg');
+    assert.equal(chooseLocale({ acceptLanguage: 'it, es', fallback: 'fr' }), 'fr');
+    assert.equal(chooseLocale({ acceptLanguage: 'it, en;q=0', fallback: 'xx' }), 'xx');
     assert.equal(chooseLocale({ acceptLanguage: '*', fallback: 'xx' }), 'xx');
     assert.equal(chooseLocale({ fallback: 'xx' }), 'xx');
   });

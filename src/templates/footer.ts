@@ -20,6 +20,7 @@ const words: Record<string, FooterWords> = {
   en: { sentBy: 'This email was sent to you by {controller}.', unsubscribe: 'Unsubscribe', preferences: 'Manage your preferences' },
   de: { sentBy: 'Diese E-Mail wurde Ihnen von {controller} gesendet.', unsubscribe: 'Abmelden', preferences: 'Einstellungen verwalten' },
   fr: { sentBy: 'Cet e-mail vous a été envoyé par {controller}.', unsubscribe: 'Se désabonner', preferences: 'Gérer vos préférences' },
+  bg: { sentBy: 'Този имейл ви е изпратен от {controller}.', unsubscribe: 'Отписване', preferences: 'Управление на настройките' },
 };
 
 export interface FooterOptions {

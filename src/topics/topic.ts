@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { sha256Hex } from '../shared/crypto.js';
+import { translator } from '../shared/i18n.js';
 
 export const slugSchema = z
   .string()
@@ -34,10 +35,11 @@ export function consentTextHash(body: string): string {
   return sha256Hex(body.normalize('NFC'));
 }
 
-/** The default wording for a topic, naming the controller and the right to withdraw (GDPR Art. 7(3)). */
-export function defaultConsentText(options: { controllerName: string; topicName: string }): string {
-  return (
-    `I would like to receive "${options.topicName}" emails from ${options.controllerName}. ` +
-    'I can withdraw this consent at any time with one click, through the link in every email.'
-  );
+/**
+ * The default wording for a topic, naming the controller and the right to
+ * withdraw (GDPR Art. 7(3)), in the language the text is stored under
+ * (the catalogue's `defaults.consent_text`; English when none is given).
+ */
+export function defaultConsentText(options: { controllerName: string; topicName: string; locale?: string }): string {
+  return translator(options.locale ?? 'en').t('defaults.consent_text', { topic: options.topicName, controller: options.controllerName });
 }

@@ -95,7 +95,7 @@ export function confirmPage(ctx: PageContext, view: { token: string; topics: { n
 }
 
 export const stylesheet = `
-:root { color-scheme: light dark; --accent: #1f5fbf; }
+:root { color-scheme: light dark; --accent: #1f5fbf; --link: #1f5fbf; }
 body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 0 auto; padding: 1.5rem; }
 h1 { font-size: 1.6rem; }
 .field, .choice { margin: 1rem 0; }
@@ -108,7 +108,10 @@ button { font: inherit; padding: .6rem 1.4rem; background: var(--accent); color:
 button:focus-visible, input:focus-visible, a:focus-visible { outline: 3px solid #f5a623; outline-offset: 2px; }
 .errors { border-left: 4px solid #b00020; padding: .25rem 1rem; margin: 1rem 0; }
 .error { color: #b00020; margin: .25rem 0; }
-@media (prefers-color-scheme: dark) { .errors, .error { color: #ff8a80; border-color: #ff8a80; } }
+/* Explicit colours per scheme, so every text/background pair is known (axe-core color-contrast); all >= 6:1. */
+html { background: #fff; color: #1a1a1a; }
+a, a:visited { color: var(--link); }
+@media (prefers-color-scheme: dark) { html { background: #121212; color: #e8e8e8; } :root { --link: #8ab4f8; } .errors, .error { color: #ff8a80; border-color: #ff8a80; } }
 .consent-text { font-size: .95rem; }
 .hp { position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden; }
 footer { margin-top: 3rem; font-size: .9rem; }

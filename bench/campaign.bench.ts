@@ -1,0 +1,373 @@
+/**
+ * Issue 3, point 6: campaign throughput and memory.
+ *
+ * A. Throughput, side by side in one run, every sender to the same smtp-sink:
+ *    smtp-source (the machine's limit), Assent's real worker (DKIM off, then
+ *    RSA-2048 DKIM on), and a plain nodemailer pooled loop.
+ * B. Peak RSS with a large audience: materialisation and the first sends of
+ *    a 1,000,000-recipient campaign on SQLite (one `assent worker`) and on
+ *    PostgreSQL (two `assent worker` processes), via the real CLI.
+ */
+import { cpSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import type { CampaignChildResult, ChildTask, NodemailerChildResult } from './lib/child.js';
+import { benchResult, expectSuccess, spawnNode, spawnTracked, type Finished, type Tracked } from './lib/procs.js';
+import { SMTP_SOURCE, startSink, type Sink } from './lib/sink.js';
+import { childEnv, FROM, makeInstance, prepareCampaign, SUBJECT, type Instance, type PreparedCampaign } from './lib/setup.js';
+import { createDatabase } from './lib/postgres.js';
+import { fixed, int, kib, mb, secs, table, verdict } from './lib/table.js';
+import { profileFlags, summariseProfile } from './lib/profile.js';
+import type { BenchContext } from './run.js';
+
+const RSS_TARGET_KB = 300 * 1024;
+
+interface SenderRow {
+  sender: string;
+  messages: number;
+  ms: number;
+  cpuUs: number;
+  maxRssKb: number;
+  sinkCpuUs: number;
+  note?: string;
+}
+
+const rate = (r: { messages: number; ms: number }) => (r.messages * 1000) / r.ms;
+
+export async function runCampaignBench(ctx: BenchContext): Promise<void> {
+  const n = ctx.quick ? 10_000 : 100_000;
+  const nodemailerCount = Math.min(n, ctx.quick ? 5_000 : 20_000);
+  const big = ctx.quick ? 100_000 : 1_000_000;
+  const bigSends = ctx.quick ? 10_000 : 100_000;
+
+  const sink = await startSink();
+  ctx.log(`smtp-sink running on 127.0.0.1:${sink.port} (pid ${sink.pid})`);
+  try {
+    await throughput(ctx, sink, { n, nodemailerCount });
+    await bigAudience(ctx, sink, { big, bigSends });
+  } finally {
+    await sink.stop();
+    ctx.log('smtp-sink stopped');
+  }
+}
+
+async function throughput(ctx: BenchContext, sink: Sink, sizes: { n: number; nodemailerCount: number }): Promise<void> {
+  const { n, nodemailerCount } = sizes;
+  ctx.log(`A. throughput: seeding ${int(n)} confirmed contacts on SQLite`);
+  const base = makeInstance({ dir: join(ctx.tmp, 'throughput-base'), smtpPort: sink.port });
+  const prepared = await prepareCampaign(base, { recipients: n });
+  ctx.log(`   seeded in ${secs(prepared.seedMs)} s; one message is ${int(prepared.messageBytes)} bytes`);
+
+  const dkimKeyFile = join(ctx.tmp, 'dkim-rsa2048.pem');
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(dkimKeyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+
+  // Each Assent run gets an identical copy of the seeded database and data dir.
+  const copy = (name: string, dkim: boolean): Instance => {
+    const dir = join(ctx.tmp, name);
+    cpSync(base.dataDir, dir, { recursive: true });
+    return makeInstance({ dir, smtpPort: sink.port, ...(dkim ? { dkimKeyFile } : {}) });
+  };
+
+  const rows: SenderRow[] = [];
+  const settings: string[] = [];
+
+  ctx.log(`   smtp-source: ${int(n)} messages of ${int(prepared.messageBytes)} bytes, 20 sessions`);
+  rows.push(await smtpSource(sink, n, prepared.messageBytes));
+
+  ctx.log(`   Assent worker, DKIM off: campaign of ${int(n)}`);
+  const off = await assentCampaign(ctx, sink, copy('run-dkim-off', false), prepared, 'Assent worker, DKIM off');
+  rows.push(off.row);
+  settings.push(off.settings);
+
+  ctx.log(`   nodemailer pool loop: ${int(nodemailerCount)} messages`);
+  rows.push(await nodemailerLoop(ctx, sink, prepared, nodemailerCount, n));
+
+  ctx.log(`   Assent worker, DKIM RSA-2048: campaign of ${int(n)}`);
+  const on = await assentCampaign(ctx, sink, copy('run-dkim-rsa', true), prepared, 'Assent worker, DKIM RSA-2048');
+  rows.push(on.row);
+
+  const [source, assentOff, nodemailerRow, assentOn] = rows as [SenderRow, SenderRow, SenderRow, SenderRow];
+  ctx.out(`\nCampaign throughput: ${int(n)} recipients on SQLite, ${kib(prepared.messageBytes)} messages, all senders to one smtp-sink on loopback`);
+  ctx.out(
+    table(
+      ['sender', 'messages', 'seconds', 'msg/s', 'CPU s', 'CPU ms/msg', 'peak RSS', 'sink CPU s'],
+      rows.map((r) => [
+        r.sender + (r.note ? ` ${r.note}` : ''),
+        int(r.messages),
+        secs(r.ms),
+        int(rate(r)),
+        fixed(r.cpuUs / 1e6, 1),
+        fixed(r.cpuUs / 1000 / r.messages, 3),
+        mb(r.maxRssKb),
+        fixed(r.sinkCpuUs / 1e6, 1),
+      ]),
+    ),
+  );
+  ctx.out(`Assent settings: ${settings[0]}`);
+  const vsSource = rate(assentOff) / rate(source);
+  const vsNodemailer = rate(assentOff) / rate(nodemailerRow);
+  ctx.out(
+    table(
+      ['ratio', 'value', 'target', 'verdict'],
+      [
+        ['Assent (DKIM off) / smtp-source', fixed(vsSource, 2), '>= 0.5', verdict(vsSource, 0.5, 'min')],
+        ['Assent (DKIM off) / nodemailer loop', fixed(vsNodemailer, 2), '>= 3', verdict(vsNodemailer, 3, 'min')],
+        ['Assent (DKIM RSA-2048) / smtp-source', fixed(rate(assentOn) / rate(source), 2), '-', ''],
+        ['Assent (DKIM RSA-2048) / nodemailer loop', fixed(rate(assentOn) / rate(nodemailerRow), 2), '-', ''],
+        ['Assent DKIM on / DKIM off', fixed(rate(assentOn) / rate(assentOff), 2), '-', ''],
+      ],
+    ),
+  );
+  ctx.summary.push(
+    `campaign ${int(n)}: Assent ${int(rate(assentOff))} msg/s (DKIM ${int(rate(assentOn))}), smtp-source ${int(rate(source))}, ` +
+      `nodemailer ${int(rate(nodemailerRow))}; ratios ${fixed(vsSource, 2)} (>= 0.5 ${verdict(vsSource, 0.5, 'min')}), ` +
+      `${fixed(vsNodemailer, 2)} (>= 3 ${verdict(vsNodemailer, 3, 'min')})`,
+  );
+  ctx.peakRss.push({ what: 'Assent worker, DKIM off', kb: assentOff.maxRssKb }, { what: 'Assent worker, DKIM RSA-2048', kb: assentOn.maxRssKb });
+}
+
+async function smtpSource(sink: Sink, n: number, bytes: number): Promise<SenderRow> {
+  const sink0 = sink.cpuUs();
+  const args = ['-s', '20', '-m', String(n), '-l', String(bytes), '-d', `127.0.0.1:${sink.port}`];
+  const finished = expectSuccess(await spawnTracked('smtp-source', SMTP_SOURCE, args, { gnuTime: true }).done);
+  return {
+    sender: `smtp-source -s 20 -l ${bytes} -d`,
+    messages: n,
+    ms: finished.wallMs,
+    cpuUs: finished.cpuUs,
+    maxRssKb: finished.maxRssKb,
+    sinkCpuUs: sink.cpuUs() - sink0,
+  };
+}
+
+async function assentCampaign(
+  ctx: BenchContext,
+  sink: Sink,
+  instance: Instance,
+  prepared: PreparedCampaign,
+  label: string,
+): Promise<{ row: SenderRow; maxRssKb: number; settings: string }> {
+  const task: ChildTask = { kind: 'campaign', campaignId: prepared.campaignId, timeoutMs: 30 * 60_000 };
+  const sink0 = sink.cpuUs();
+  const profileDir = ctx.profileDir ? join(ctx.profileDir, label.replace(/[^A-Za-z0-9]+/g, '-').toLowerCase()) : null;
+  const finished = expectSuccess(
+    await spawnNode(label, [...(profileDir ? profileFlags(profileDir) : []), '--import', 'tsx', 'bench/lib/child.ts'], {
+      env: childEnv(instance, { BENCH_TASK: JSON.stringify(task) }),
+    }).done,
+  );
+  if (profileDir) ctx.out(`\n${label}: ${summariseProfile(profileDir)}`);
+  const r = benchResult<CampaignChildResult>(finished);
+  if (r.status !== 'sent' || r.sent === 0) throw new Error(`${label}: campaign ended ${r.status} with ${r.sent} sent`);
+  const note = r.failed || r.skipped ? `(failed ${r.failed}, skipped ${r.skipped})` : undefined;
+  ctx.log(`   ${label}: ${int(r.sent)} sent in ${secs(r.elapsedMs)} s (materialise ${secs(r.materialiseMs)} s)`);
+  return {
+    row: {
+      sender: label,
+      messages: r.sent,
+      ms: r.elapsedMs,
+      cpuUs: r.cpuUs,
+      maxRssKb: Math.max(r.maxRssKb, finished.maxRssKb),
+      sinkCpuUs: sink.cpuUs() - sink0,
+      ...(note ? { note } : {}),
+    },
+    maxRssKb: Math.max(r.maxRssKb, finished.maxRssKb),
+    settings:
+      `${r.settings.connections} SMTP connections (ASSENT_SMTP_CONNECTIONS), batch ${r.settings.batch}, concurrency ${r.settings.concurrency}; ` +
+      `time = campaign start (materialisation ${secs(r.materialiseMs)} s included) to status 'sent'; CPU = process.cpuUsage over that window`,
+  };
+}
+
+async function nodemailerLoop(ctx: BenchContext, sink: Sink, prepared: PreparedCampaign, count: number, n: number): Promise<SenderRow> {
+  const htmlFile = join(ctx.tmp, 'nodemailer.html');
+  const textFile = join(ctx.tmp, 'nodemailer.txt');
+  writeFileSync(htmlFile, prepared.html);
+  writeFileSync(textFile, prepared.text);
+  const task: ChildTask = {
+    kind: 'nodemailer',
+    host: '127.0.0.1',
+    port: sink.port,
+    count,
+    maxConnections: 10,
+    inFlight: 50,
+    htmlFile,
+    textFile,
+    tokenLength: prepared.tokenLength,
+    from: FROM,
+    subject: SUBJECT,
+  };
+  const sink0 = sink.cpuUs();
+  const finished = expectSuccess(await spawnNode('nodemailer loop', ['--import', 'tsx', 'bench/lib/child.ts'], { env: { BENCH_TASK: JSON.stringify(task) } }).done);
+  const r = benchResult<NodemailerChildResult>(finished);
+  if (r.failed > 0) throw new Error(`nodemailer loop: ${r.failed} failed (${r.firstError})`);
+  return {
+    sender: 'nodemailer pool, 10 connections',
+    messages: r.sent,
+    ms: r.elapsedMs,
+    cpuUs: r.cpuUs,
+    maxRssKb: Math.max(r.maxRssKb, finished.maxRssKb),
+    sinkCpuUs: sink.cpuUs() - sink0,
+    ...(count < n ? { note: `(subset of ${int(n)}; rate holds for all)` } : {}),
+  };
+}
+
+// --- B. Large audience -------------------------------------------------------
+
+interface ProcRow {
+  database: string;
+  process: string;
+  work: string;
+  ms: number;
+  rate?: number;
+  cpuUs: number;
+  maxRssKb: number;
+}
+
+async function bigAudience(ctx: BenchContext, sink: Sink, sizes: { big: number; bigSends: number }): Promise<void> {
+  const rows: ProcRow[] = [];
+  rows.push(...(await bigRun(ctx, sink, { ...sizes, database: 'sqlite', workers: 1 })));
+  if (ctx.postgresSkip) {
+    ctx.log(`   PostgreSQL skipped: ${ctx.postgresSkip}`);
+  } else {
+    rows.push(...(await bigRun(ctx, sink, { ...sizes, database: 'postgres', workers: 2 })));
+  }
+  ctx.out(`\nLarge audience: ${int(sizes.big)} recipients, materialise then stop after ${int(sizes.bigSends)} sent (real CLI processes)`);
+  ctx.out(
+    table(
+      ['database', 'process', 'work', 'seconds', 'msg/s', 'CPU s', 'peak RSS'],
+      rows.map((r) => [r.database, r.process, r.work, secs(r.ms), r.rate === undefined ? '-' : int(r.rate), fixed(r.cpuUs / 1e6, 1), mb(r.maxRssKb)]),
+    ),
+  );
+  const worst = Math.max(...rows.map((r) => r.maxRssKb), ...ctx.peakRss.map((p) => p.kb));
+  ctx.out(`Peak RSS of any Assent process in this suite: ${mb(worst)} (target < 300 MB whatever the audience size: ${verdict(worst, RSS_TARGET_KB, 'max')})`);
+  ctx.summary.push(`large audience ${int(sizes.big)}: worst peak RSS ${mb(worst)} (< 300 MB ${verdict(worst, RSS_TARGET_KB, 'max')})`);
+}
+
+async function bigRun(
+  ctx: BenchContext,
+  sink: Sink,
+  input: { big: number; bigSends: number; database: 'sqlite' | 'postgres'; workers: number },
+): Promise<ProcRow[]> {
+  const { big, bigSends, database, workers } = input;
+  let url: string | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  if (database === 'postgres') {
+    const created = await createDatabase();
+    url = created.url;
+    drop = created.drop;
+  }
+  try {
+    const instance = makeInstance({ dir: join(ctx.tmp, `big-${database}`), smtpPort: sink.port, ...(url ? { databaseUrl: url } : {}) });
+    ctx.log(`B. ${database}: seeding ${int(big)} confirmed contacts`);
+    let lastLog = 0;
+    const prepared = await prepareCampaign(instance, {
+      recipients: big,
+      onProgress: (done) => {
+        if (performance.now() - lastLog > 10_000 || done === big) {
+          lastLog = performance.now();
+          ctx.log(`   seeded ${int(done)} / ${int(big)}`);
+        }
+      },
+    });
+    ctx.log(`   seeded in ${secs(prepared.seedMs)} s (${int((big * 1000) / prepared.seedMs)} contacts/s, 2 ledger events each)`);
+
+    const rows: ProcRow[] = [];
+    ctx.log(`   assent campaign start (materialises ${int(big)} deliveries)`);
+    const start = expectSuccess(
+      await spawnNode(`${database}: campaign start`, ['bin/assent.mjs', 'campaign', 'start', prepared.campaignId], { env: childEnv(instance) }).done,
+    );
+    rows.push({ database, process: 'assent campaign start', work: `materialise ${int(big)}`, ms: start.wallMs, cpuUs: start.cpuUs, maxRssKb: start.maxRssKb });
+
+    const counter = await sentCounter(instance, prepared.campaignId);
+    try {
+      ctx.log(`   ${workers} x assent worker until ${int(bigSends)} sent`);
+      const procs: Tracked[] = [];
+      for (let i = 1; i <= workers; i++) {
+        procs.push(spawnNode(`${database}: worker ${i}`, ['bin/assent.mjs', 'worker'], { env: childEnv(instance) }));
+      }
+      const t0 = performance.now();
+      let sent = 0;
+      let lastProgress = t0;
+      let lastSent = 0;
+      let lastLogAt = t0;
+      while (sent < bigSends) {
+        await sleep(250);
+        for (const p of procs) {
+          if (p.child.exitCode !== null) throw new Error(`${p.label} exited early:\n${(await p.done).stderr.slice(-3000)}`);
+        }
+        sent = await counter.count();
+        const now = performance.now();
+        if (sent > lastSent) {
+          lastSent = sent;
+          lastProgress = now;
+        } else if (now - lastProgress > 120_000) {
+          throw new Error(`${database}: no progress for 120 s at ${sent} sent`);
+        }
+        if (now - lastLogAt > 10_000) {
+          lastLogAt = now;
+          ctx.log(`   ${int(sent)} sent`);
+        }
+      }
+      const reachedMs = performance.now() - t0;
+      const finished: Finished[] = await Promise.all(procs.map((p) => p.stop(60_000)));
+      const finalSent = await counter.count();
+      ctx.log(`   ${int(sent)} sent after ${secs(reachedMs)} s; ${int(finalSent)} once the workers finished their batches`);
+      const ownSent = (f: Finished) => Number(/sent (\d+)/.exec(f.stdout)?.[1] ?? NaN);
+      if (workers === 1) {
+        const f = finished[0]!;
+        rows.push({
+          database,
+          process: 'assent worker',
+          work: `first ${int(sent)} sent (${int(ownSent(f))} when stopped)`,
+          ms: reachedMs,
+          rate: (sent * 1000) / reachedMs,
+          cpuUs: f.cpuUs,
+          maxRssKb: f.maxRssKb,
+        });
+      } else {
+        finished.forEach((f, i) => {
+          rows.push({ database, process: `assent worker #${i + 1}`, work: `sent ${int(ownSent(f))} when stopped`, ms: f.wallMs, cpuUs: f.cpuUs, maxRssKb: f.maxRssKb });
+        });
+        rows.push({
+          database,
+          process: `${workers} workers together`,
+          work: `first ${int(sent)} sent`,
+          ms: reachedMs,
+          rate: (sent * 1000) / reachedMs,
+          cpuUs: finished.reduce((sum, f) => sum + f.cpuUs, 0),
+          maxRssKb: Math.max(...finished.map((f) => f.maxRssKb)),
+        });
+      }
+    } finally {
+      await counter.close();
+    }
+    return rows;
+  } finally {
+    await drop?.();
+  }
+}
+
+/** Counts a campaign's sent deliveries from outside the workers (a read-only connection). */
+async function sentCounter(instance: Instance, campaignId: string): Promise<{ count(): Promise<number>; close(): Promise<void> }> {
+  if (instance.databaseUrl.startsWith('postgres')) {
+    const client = new pg.Client({ connectionString: instance.databaseUrl });
+    await client.connect();
+    return {
+      count: async () =>
+        Number((await client.query<{ n: string }>(`select count(*) as n from deliveries where campaign_id = $1 and status = 'sent'`, [campaignId])).rows[0]!.n),
+      close: () => client.end(),
+    };
+  }
+  const db = new Database(instance.databaseUrl, { readonly: true });
+  db.pragma('busy_timeout = 10000');
+  const stmt = db.prepare(`select count(*) as n from deliveries where campaign_id = ? and status = 'sent'`);
+  return {
+    count: async () => (stmt.get(campaignId) as { n: number }).n,
+    close: async () => {
+      db.close();
+    },
+  };
+}

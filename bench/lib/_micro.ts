@@ -1,0 +1,12 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chainEvent } from '../../src/consent/index.js';
+import { createContactKey, parseAddress } from '../../src/contacts/index.js';
+const N = 50000;
+const mk = [{ version: 1, key: randomBytes(32) }];
+const time = (label: string, fn: (i: number) => unknown) => { const t = performance.now(); for (let i = 0; i < N; i++) fn(i); console.log(label, ((performance.now() - t) * 1000 / N).toFixed(2), 'µs'); };
+time('parseAddress', (i) => parseAddress(`bench.${i}@example.com`));
+time('randomUUID', () => randomUUID());
+time('createContactKey', () => createContactKey(mk, 'abc'));
+let head = { seq: 0, hash: '0'.repeat(64) };
+const now = new Date();
+time('chainEvent', () => { const r = chainEvent({ id: randomUUID(), contactId: 'x', topicId: 't', type: 'confirmed', occurredAt: now, evidence: { method: 'bench_seed', actor: 'subject' } }, head); head = { seq: r.seq, hash: r.hash }; });

@@ -1,0 +1,217 @@
+/**
+ * The measured side of each benchmark, one process per run so that CPU and
+ * peak RSS belong to that sender alone. The task comes as JSON in BENCH_TASK;
+ * the result goes to stdout on one line starting `BENCH_RESULT `.
+ *
+ *   campaign   Assent's real runtime (buildRuntime from ASSENT_* env) and
+ *              real worker (startWorker): start the campaign (materialise
+ *              the audience), run until its status is 'sent'.
+ *   nodemailer The loop a user would write instead: a pooled nodemailer
+ *              transport, one sendMail per recipient composing the message.
+ *   floor      A plain better-sqlite3 bulk insert of a CSV's rows in one
+ *              transaction: what an import cannot beat.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type ChildTask =
+  | { kind: 'campaign'; campaignId: string; timeoutMs: number }
+  | {
+      kind: 'nodemailer';
+      host: string;
+      port: number;
+      count: number;
+      maxConnections: number;
+      inFlight: number;
+      htmlFile: string;
+      textFile: string;
+      tokenLength: number;
+      from: string;
+      subject: string;
+    }
+  | { kind: 'floor'; csvFile: string; sqliteFile: string };
+
+export interface CampaignChildResult {
+  /** Campaign start (materialisation included) to status 'sent'. */
+  elapsedMs: number;
+  materialiseMs: number;
+  /** process.cpuUsage over that window (user + system). */
+  cpuUs: number;
+  maxRssKb: number;
+  status: string;
+  sent: number;
+  failed: number;
+  skipped: number;
+  queued: number;
+  settings: { connections: number; batch: number; concurrency: number; dkim: string | null };
+}
+
+export interface NodemailerChildResult {
+  elapsedMs: number;
+  cpuUs: number;
+  maxRssKb: number;
+  sent: number;
+  failed: number;
+  firstError?: string;
+}
+
+export interface FloorChildResult {
+  elapsedMs: number;
+  cpuUs: number;
+  rows: number;
+}
+
+const task = JSON.parse(process.env.BENCH_TASK ?? 'null') as ChildTask | null;
+if (!task) throw new Error('BENCH_TASK is not set');
+
+function result(value: unknown): void {
+  process.stdout.write(`BENCH_RESULT ${JSON.stringify(value)}\n`);
+}
+
+const cpuTotal = (u: NodeJS.CpuUsage) => u.user + u.system;
+
+if (task.kind === 'campaign') {
+  // Imported here, not at the top: the other tasks must not pay for loading Assent.
+  const { buildRuntime, readConfig } = await import('../../src/main.js');
+  const { startWorker } = await import('../../src/worker-root.js');
+  const { campaignStatus, findCampaign, startCampaign } = await import('../../src/campaigns/index.js');
+  const { newId } = await import('../../src/shared/ids.js');
+  const config = readConfig(process.env, process.cwd());
+  const runtime = await buildRuntime(config);
+  try {
+    const deps = { db: runtime.storage.db, clock: runtime.clock, newId };
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    await startCampaign(deps, task.campaignId);
+    const materialiseMs = performance.now() - t0;
+    const worker = startWorker(runtime);
+    let status = 'sending';
+    let elapsedMs = 0;
+    let cpuUs = 0;
+    try {
+      while (status !== 'sent') {
+        if (performance.now() - t0 > task.timeoutMs) throw new Error(`campaign not sent after ${task.timeoutMs} ms`);
+        await sleep(25);
+        status = (await findCampaign(runtime.storage.db, task.campaignId))?.status ?? 'missing';
+      }
+    } finally {
+      elapsedMs = performance.now() - t0;
+      cpuUs = cpuTotal(process.cpuUsage(cpu0));
+      await worker.stop();
+    }
+    const counts = await campaignStatus(deps, task.campaignId);
+    const out: CampaignChildResult = {
+      elapsedMs,
+      materialiseMs,
+      cpuUs,
+      maxRssKb: process.resourceUsage().maxRSS,
+      status: counts.status,
+      sent: counts.sent,
+      failed: counts.failed,
+      skipped: counts.skipped,
+      queued: counts.queued,
+      settings: {
+        connections: config.relays[0]?.connections ?? 0,
+        batch: config.worker.batchSize,
+        concurrency: config.worker.concurrency,
+        dkim: config.dkim ? `${config.dkim.selector}._domainkey.${config.dkim.domain}` : null,
+      },
+    };
+    result(out);
+  } finally {
+    await runtime.close();
+  }
+} else if (task.kind === 'nodemailer') {
+  const nodemailer = (await import('nodemailer')).default;
+  const html = readFileSync(task.htmlFile, 'utf8');
+  const text = readFileSync(task.textFile, 'utf8');
+  const key = randomBytes(32);
+  // A signed token of the same length as Assent's, so the messages are the same size.
+  const token = (purpose: string, i: number) => {
+    const mac = createHmac('sha256', key).update(`${purpose}:${i}`).digest('base64url');
+    return (mac + mac + mac + mac + mac + mac + mac + mac).slice(0, task.tokenLength);
+  };
+  const transporter = nodemailer.createTransport({
+    pool: true,
+    maxConnections: task.maxConnections,
+    host: task.host,
+    port: task.port,
+    secure: false,
+    ignoreTLS: true,
+  });
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let next = 0;
+  let sent = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const lane = async () => {
+    while (next < task.count) {
+      const i = next++;
+      const to = `bench.${i}@example.com`;
+      const u = token('u', i);
+      const p = token('p', i);
+      const unsubscribe = `https://news.example.org/u/${u}`;
+      const personal = (s: string) => s.replaceAll('__EMAIL__', to).replaceAll('__UNSUB__', u).replaceAll('__PREFS__', p);
+      try {
+        await transporter.sendMail({
+          from: task.from,
+          to,
+          subject: task.subject,
+          html: personal(html),
+          text: personal(text),
+          headers: {
+            'List-Unsubscribe': `<${unsubscribe}>`,
+            'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+            'List-Id': 'Example News <bench-news.news.example.org>',
+          },
+          messageId: `<c.bench.${i}@news.example.org>`,
+        });
+        sent += 1;
+      } catch (error) {
+        failed += 1;
+        firstError ??= error instanceof Error ? error.message : String(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: task.inFlight }, lane));
+  const elapsedMs = performance.now() - t0;
+  const cpuUs = cpuTotal(process.cpuUsage(cpu0));
+  transporter.close();
+  const out: NodemailerChildResult = { elapsedMs, cpuUs, maxRssKb: process.resourceUsage().maxRSS, sent, failed, ...(firstError ? { firstError } : {}) };
+  result(out);
+} else if (task.kind === 'floor') {
+  const Database = (await import('better-sqlite3')).default;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const db = new Database(task.sqliteFile);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.exec('create table rows (email text, first_name text, last_name text, status text, optin_time text, optin_ip text)');
+  const insert = db.prepare('insert into rows (email, first_name, last_name, status, optin_time, optin_ip) values (?, ?, ?, ?, ?, ?)');
+  let rows = 0;
+  db.exec('begin');
+  let carry = '';
+  let header = true;
+  const take = (line: string) => {
+    if (line === '') return;
+    if (header) {
+      header = false;
+      return;
+    }
+    const f = line.split(',');
+    insert.run(f[0], f[1], f[2], f[3], f[4], f[5]);
+    rows += 1;
+  };
+  for await (const chunk of createReadStream(task.csvFile, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
+    const lines = (carry + (chunk as string)).split('\n');
+    carry = lines.pop()!;
+    for (const line of lines) take(line.endsWith('\r') ? line.slice(0, -1) : line);
+  }
+  take(carry);
+  db.exec('commit');
+  db.close();
+  const out: FloorChildResult = { elapsedMs: performance.now() - t0, cpuUs: cpuTotal(process.cpuUsage(cpu0)), rows };
+  result(out);
+}

@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isAppError } from '../shared/errors.js';
+import { parseMapOption, resolveColumns } from './import-mapping.js';
+import { normaliseLocale, parseStatus, readRow, type RowContext } from './import-row.js';
+
+const mailchimp = ['Email Address', 'First Name', 'Last Name', 'MEMBER_RATING', 'OPTIN_TIME', 'OPTIN_IP', 'CONFIRM_TIME', 'CONFIRM_IP', 'LANGUAGE', 'status'];
+
+test('default mapping: Mailchimp export headers', () => {
+  assert.deepEqual(resolveColumns(mailchimp, {}), {
+    email: 0, first_name: 1, last_name: 2, optin_time: 4, optin_ip: 5, confirm_time: 6, confirm_ip: 7, locale: 8, status: 9,
+  });
+});
+
+test('default mapping: other spellings (e-mail, fname/lname, language, subscription status, optin_date)', () => {
+  assert.deepEqual(resolveColumns(['E-Mail', 'fname', 'lname', 'Language', 'Subscription Status', 'optin_date'], {}), {
+    email: 0, first_name: 1, last_name: 2, locale: 3, status: 4, optin_time: 5,
+  });
+  assert.deepEqual(resolveColumns(['FirstName', 'email_address', 'LastName'], {}), { email: 1, first_name: 0, last_name: 2 });
+});
+
+test('--map overrides name columns exactly; unknown fields, missing columns and a missing email column are refused', () => {
+  const map = parseMapOption(['email=Contact,first_name=Given', 'status=State']);
+  assert.deepEqual(map, { email: 'Contact', first_name: 'Given', status: 'State' });
+  assert.deepEqual(resolveColumns(['Given', 'Email', 'contact', 'State'], map), { email: 2, first_name: 0, status: 3 });
+  const refused = (fn: () => unknown, message: RegExp) => assert.throws(fn, (e) => isAppError(e, 'validation_failed') && message.test(e.message));
+  refused(() => parseMapOption(['phone=Tel']), /unknown field "phone"/);
+  refused(() => parseMapOption(['email']), /field=column pairs/);
+  refused(() => resolveColumns(['Email'], { first_name: 'Vorname' }), /no column "Vorname"/);
+  refused(() => resolveColumns(['Name', 'Phone'], {}), /no email column/);
+});
+
+test('status words: Mailchimp statuses and common synonyms; pending declares no consent; unknown is null', () => {
+  const cases: [string, string | null][] = [
+    ['subscribed', 'subscribed'], ['Active', 'subscribed'], ['opted-in', 'subscribed'],
+    ['unsubscribed', 'unsubscribed'], ['Opted Out', 'unsubscribed'],
+    ['cleaned', 'bounced'], ['hard_bounce', 'bounced'],
+    ['complained', 'complained'], ['spam', 'complained'],
+    ['pending', 'not_subscribed'], ['transactional', 'not_subscribed'], ['archived', 'not_subscribed'],
+    ['maybe', null], ['4', null],
+  ];
+  for (const [text, expected] of cases) assert.equal(parseStatus(text), expected, text);
+});
+
+test('locales are canonical BCP 47 or null', () => {
+  assert.deepEqual(['en_GB', 'DE', 'pt-br', 'not a locale', null].map(normaliseLocale), ['en-GB', 'de', 'pt-BR', null, null]);
+});
+
+const ctx: RowContext = { row: 7, columns: resolveColumns(mailchimp, {}), width: mailchimp.length, defaultStatus: 'subscribed' };
+const record = (fields: string[], fault: 'bad_quoting' | null = null) => ({ fields, line: 9, fault });
+const full = (over: Partial<Record<number, string>> = {}) => {
+  const base = [' Ann.Lee@Example.ORG ', 'Ann', 'Lee', '4', '2020-01-02 03:04:05', '203.0.113.5', '2020-01-02 03:05:00', '198.51.100.7', 'en_GB', 'subscribed'];
+  return base.map((v, i) => over[i] ?? v);
+};
+
+test('a good row is normalised: address as entered (domain lower-cased), match key, trimmed fields, declared opt-in data kept', () => {
+  assert.deepEqual(readRow(record(full()), ctx), {
+    row: 7, line: 9, address: 'Ann.Lee@example.org', matchKey: 'ann.lee@example.org', providerKey: null,
+    status: 'subscribed', declaredStatus: 'subscribed', firstName: 'Ann', lastName: 'Lee', locale: 'en-GB',
+    optinTime: '2020-01-02 03:04:05', optinIp: '203.0.113.5', confirmTime: '2020-01-02 03:05:00', confirmIp: '198.51.100.7',
+  });
+});
+
+test('per-row errors: each reason, with a detail that never holds the address', () => {
+  const cases: [string[] | ReturnType<typeof record>, string, string][] = [
+    [['', ' ', '', '', '', '', '', '', '', ''], 'empty_row', ''],
+    [[''], 'empty_row', ''],
+    [record(full(), 'bad_quoting'), 'bad_quoting', ''],
+    [['a@example.org', 'x'], 'column_count', 'expected 10 fields, found 2'],
+    [full({ 1: 'Ren\uFFFD' }), 'undecodable', 'bytes that are not valid in the file encoding'],
+    [full({ 0: 'secret.person(at)example.org' }), 'bad_address', 'no_at_sign'],
+    [full({ 0: 'secret@localhost' }), 'bad_address', 'single_label_domain'],
+    [full({ 9: 'VIP <b>' }), 'unknown_status', 'VIP ?b?'],
+    [full({ 9: '' }), 'unknown_status', 'empty'],
+    [full({ 9: 'pending' }), 'not_subscribed', 'pending'],
+  ];
+  for (const [input, reason, detail] of cases) {
+    const result = readRow(Array.isArray(input) ? record(input) : input, ctx);
+    assert.deepEqual(result, { row: 7, line: 9, reason, detail }, `${reason}: ${JSON.stringify(input)}`);
+  }
+});
+
+test('without a status column every row takes the default status (e.g. a Mailchimp "unsubscribed" export)', () => {
+  const header = ['Email Address', 'First Name'];
+  const row = readRow(record(['a@example.org', 'A']), { row: 1, columns: resolveColumns(header, {}), width: 2, defaultStatus: 'unsubscribed' });
+  assert.ok('address' in row);
+  assert.deepEqual([row.status, row.declaredStatus], ['unsubscribed', 'unsubscribed']);
+});

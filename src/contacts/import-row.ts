@@ -1,0 +1,134 @@
+/**
+ * One CSV record checked and normalised into an import row, or the reason it
+ * cannot be imported. Pure. Reasons and details never carry the address: the
+ * report is shared with people who need not see it (GDPR Art. 5(1)(f)).
+ */
+import { parseAddress } from './address.js';
+import type { CsvRecord } from './import-csv.js';
+import type { ColumnMap, ImportField } from './import-mapping.js';
+
+/** What a legacy list says about a person, reduced to what Assent acts on. */
+export type DeclaredStatus = 'subscribed' | 'unsubscribed' | 'bounced' | 'complained' | 'not_subscribed';
+
+export type RowReason =
+  | 'empty_row'
+  | 'bad_quoting'
+  | 'unclosed_quote'
+  | 'record_too_long'
+  | 'column_count'
+  | 'undecodable'
+  | 'bad_address'
+  | 'unknown_status';
+
+export interface ImportRow {
+  row: number;
+  line: number;
+  /** As entered, normalised (ADR-03): sending uses it verbatim. */
+  address: string;
+  matchKey: string;
+  providerKey: string | null;
+  status: Exclude<DeclaredStatus, 'not_subscribed'>;
+  /** The status cell as written, for the evidence (or the default applied). */
+  declaredStatus: string;
+  firstName: string | null;
+  lastName: string | null;
+  locale: string | null;
+  optinTime: string | null;
+  optinIp: string | null;
+  confirmTime: string | null;
+  confirmIp: string | null;
+}
+
+/** A row not applied: an error, or a row that declares no consent at all. */
+export interface RowNote {
+  row: number;
+  line: number;
+  reason: RowReason | 'not_subscribed' | 'suppressed';
+  detail: string;
+}
+
+/**
+ * Status words of common exports. Mailchimp: subscribed / unsubscribed /
+ * cleaned (hard bounced) / pending (never confirmed) / transactional /
+ * archived. "pending" and the like declare no consent, so they import nothing.
+ */
+const statusWords: Record<string, DeclaredStatus> = {
+  subscribed: 'subscribed', subscriber: 'subscribed', active: 'subscribed', optedin: 'subscribed', optin: 'subscribed', confirmed: 'subscribed',
+  unsubscribed: 'unsubscribed', unsubscribe: 'unsubscribed', unsub: 'unsubscribed', optedout: 'unsubscribed', optout: 'unsubscribed', removed: 'unsubscribed', objected: 'unsubscribed',
+  cleaned: 'bounced', bounced: 'bounced', hardbounce: 'bounced', hardbounced: 'bounced', bounce: 'bounced', undeliverable: 'bounced',
+  complained: 'complained', complaint: 'complained', spam: 'complained', spamreport: 'complained', abuse: 'complained',
+  pending: 'not_subscribed', unconfirmed: 'not_subscribed', nonsubscribed: 'not_subscribed', transactional: 'not_subscribed', archived: 'not_subscribed',
+};
+
+export function parseStatus(text: string): DeclaredStatus | null {
+  return statusWords[text.toLowerCase().replace(/[^a-z]/g, '')] ?? null;
+}
+
+const MAX_TEXT = 100;
+
+export interface RowContext {
+  row: number;
+  columns: ColumnMap;
+  /** Fields in the header row. */
+  width: number;
+  /** Applied when the file has no status column (e.g. Mailchimp's per-status exports). */
+  defaultStatus: DeclaredStatus;
+}
+
+/** Checks one record, in the order a person would fix them: shape, then bytes, then the address, then the status. */
+export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote {
+  const note = (reason: RowNote['reason'], detail = ''): RowNote => ({ row: ctx.row, line: record.line, reason, detail });
+  if (record.fields.every((f) => f.trim() === '')) return note('empty_row');
+  if (record.fault) return note(record.fault);
+  if (record.fields.length !== ctx.width) return note('column_count', `expected ${ctx.width} fields, found ${record.fields.length}`);
+  if (record.fields.some((f) => f.includes('\uFFFD'))) return note('undecodable', 'bytes that are not valid in the file encoding');
+  const cell = (field: ImportField): string | null => {
+    const index = ctx.columns[field];
+    const value = index === undefined ? '' : (record.fields[index] ?? '').trim();
+    return value === '' ? null : value;
+  };
+  const parsed = parseAddress(cell('email') ?? '');
+  if (!parsed.ok) return note('bad_address', parsed.reason);
+  const statusText = cell('status');
+  const status = statusText === null ? (ctx.columns.status === undefined ? ctx.defaultStatus : null) : parseStatus(statusText);
+  if (status === null) return note('unknown_status', statusText === null ? 'empty' : printable(statusText));
+  if (status === 'not_subscribed') return note('not_subscribed', printable(statusText ?? ctx.defaultStatus));
+  return {
+    row: ctx.row,
+    line: record.line,
+    address: parsed.address,
+    matchKey: parsed.matchKey,
+    providerKey: parsed.providerKey,
+    status,
+    declaredStatus: statusText ?? ctx.defaultStatus,
+    firstName: text(cell('first_name')),
+    lastName: text(cell('last_name')),
+    locale: normaliseLocale(cell('locale')),
+    optinTime: text(cell('optin_time')),
+    optinIp: text(cell('optin_ip')),
+    confirmTime: text(cell('confirm_time')),
+    confirmIp: text(cell('confirm_ip')),
+  };
+}
+
+/** A BCP 47 tag in canonical form ("en_GB" → "en-GB"), or null when it is none. */
+export function normaliseLocale(value: string | null): string | null {
+  if (value === null) return null;
+  try {
+    return Intl.getCanonicalLocales(value.replace(/_/g, '-'))[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Free text kept within bounds and without control characters. */
+function text(value: string | null): string | null {
+  if (value === null) return null;
+  const clean = value.replace(/\p{Cc}/gu, ' ').trim().slice(0, MAX_TEXT);
+  return clean === '' ? null : clean;
+}
+
+/** A cell quoted in a report detail: short and printable. */
+function printable(value: string): string {
+  return value.replace(/[^\p{L}\p{N} _.-]/gu, '?').slice(0, 40);
+}
