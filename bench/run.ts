@@ -124,7 +124,8 @@ let code = 1;
 try {
   code = await main();
 } catch (error) {
-  process.stderr.write(`\nbenchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  // After Ctrl-C the children were stopped on purpose; their "failure" is no news.
+  if (!interrupted) process.stderr.write(`\nbenchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   code = 1;
 } finally {
   if (!interrupted) await cleanupAll();

@@ -72,6 +72,7 @@ export async function buildRuntime(config: Readonly<Config>, overrides: RuntimeO
         jurisdiction: config.jurisdiction,
         confirmationTtlDays: config.confirmationTtlDays,
         confirmationsPerDay: 3,
+        defaultLocale: config.defaultLocale,
       },
     };
     return {

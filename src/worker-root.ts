@@ -30,6 +30,7 @@ export function startWorker(runtime: Runtime, options: { idleMs?: number } = {})
     publicUrl: config.publicUrl,
     controller: config.controller,
     domain: config.mailDomain,
+    defaultLocale: config.defaultLocale,
     ...(config.returnPath ? { returnPath: config.returnPath } : {}),
     ...(config.unsubscribeMailto ? { unsubscribeMailto: config.unsubscribeMailto } : {}),
     ...(config.dkim ? { dkim: createDkimSigner(config.dkim) } : {}),
@@ -49,8 +50,8 @@ export function startWorker(runtime: Runtime, options: { idleMs?: number } = {})
     ...(options.idleMs !== undefined ? { idleMs: options.idleMs } : {}),
     ...(throttled ? { throttle: createThrottle(config.throttle, clock) } : {}),
     // DESIGN.md flow 6: a hard bounce met while sending suppresses the address.
-    onPermanent: async ({ contactId, campaignId, response }) => {
-      await recordSendRefusal(feedback, { contactId, campaignId, response });
+    onPermanent: async ({ contactId, campaignId, response, code }) => {
+      await recordSendRefusal(feedback, { contactId, campaignId, response, ...(code === undefined ? {} : { code }) });
     },
   });
   logger.info({ workerId: id }, 'worker started');

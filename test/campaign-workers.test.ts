@@ -117,6 +117,8 @@ for (const target of targets) {
           rcpt: ({ recipient, attempt }) => {
             if (recipient.startsWith('busy') && attempt === 1) return { code: 421, message: '4.7.0 Too many sessions, try again later' };
             if (recipient.startsWith('gone')) return { code: 550, message: `5.1.1 <${recipient}>: Recipient address rejected: User unknown` };
+            // RFC 5321 §4.2's plain form, without an enhanced status code: the reply code and text decide.
+            if (recipient.startsWith('nouser')) return { code: 550, message: 'No such user here' };
             return undefined;
           },
           data: ({ recipients, attempt }) => {
@@ -134,10 +136,10 @@ for (const target of targets) {
       await peer?.close();
     });
 
-    test('EML-17 / EML-12: 421 and 451 are retried with backoff and delivered exactly once; 550 5.1.1 fails that delivery and suppresses; 550 5.7.1 only fails it', async () => {
+    test('EML-17 / EML-12: 421 and 451 are retried with backoff and delivered exactly once; 550 5.1.1 (or a plain 550 No such user) fails that delivery and suppresses; 550 5.7.1 only fails it', async () => {
       const R = rt.runtime;
       const db = R.storage.db;
-      const names = ['ok1', 'ok2', 'ok3', 'ok4', 'ok5', 'ok6', 'busy1', 'busy2', 'later1', 'later2', 'gone', 'policy'];
+      const names = ['ok1', 'ok2', 'ok3', 'ok4', 'ok5', 'ok6', 'busy1', 'busy2', 'later1', 'later2', 'gone', 'nouser', 'policy'];
       const people = await seedConfirmedContacts(R, { topicSlug: 'newsletter', addresses: names.map((n) => `${n}@relay.example.net`) });
       const id = (name: string) => people.find((p) => p.address.startsWith(`${name}@`))!.id;
       const campaignId = await startNewCampaign(R, { topicSlug: 'newsletter' });
@@ -173,32 +175,38 @@ for (const target of targets) {
       assert.ok(backoffs.some((b) => b.name === 'busy1' && b.attempts === 1), 'a 421 waited 60 s');
 
       const received = peer.messages.filter((m) => m.messageId?.startsWith(`<c.${campaignId}.`));
-      const delivered = names.filter((n) => n !== 'gone' && n !== 'policy');
+      const delivered = names.filter((n) => !['gone', 'nouser', 'policy'].includes(n));
       assert.deepEqual(received.map((m) => m.rcptTo[0]!.split('@')[0]).sort(), [...delivered].sort(), 'every deliverable message exactly once');
       const refusedTo = (prefix: string) => peer.refusals.filter((r) => r.recipients[0]!.startsWith(prefix)).map((r) => r.code);
       assert.deepEqual([refusedTo('busy1'), refusedTo('busy2'), refusedTo('later1'), refusedTo('later2')], [[421], [421], [451, 451], [451, 451]]);
-      assert.deepEqual([refusedTo('gone'), refusedTo('policy')], [[550], [550]], 'a 5xx is not retried');
+      // Each 5xx was met once: a permanent refusal is never tried again.
+      assert.deepEqual([refusedTo('gone'), refusedTo('nouser'), refusedTo('policy')], [[550], [550], [550]], 'a 5xx is not retried');
 
       const rows = new Map((await deliveriesOf(db, campaignId)).map((d) => [d.contact_id, d]));
       for (const n of delivered) assert.equal(rows.get(id(n))!.status, 'sent', n);
       // A session a 421 closed also loses the envelope pipelined behind it: that costs an attempt, never a message.
       for (const n of ['later1', 'later2']) assert.ok(rows.get(id(n))!.attempts >= 3, `${n}: two 451s, then 250`);
       for (const n of ['busy1', 'busy2']) assert.ok(rows.get(id(n))!.attempts >= 2, `${n}: a 421, then 250`);
-      assert.deepEqual([rows.get(id('gone'))!.status, rows.get(id('gone'))!.attempts], ['failed', 1]);
+      assert.equal(rows.get(id('gone'))!.status, 'failed');
       assert.match(rows.get(id('gone'))!.error ?? '', /^550 5\.1\.1 /);
-      assert.deepEqual([rows.get(id('policy'))!.status, rows.get(id('policy'))!.attempts], ['failed', 1]);
+      assert.deepEqual([rows.get(id('nouser'))!.status, rows.get(id('nouser'))!.error], ['failed', '550 No such user here']);
+      assert.equal(rows.get(id('policy'))!.status, 'failed');
       assert.match(rows.get(id('policy'))!.error ?? '', /^550 5\.7\.1 /);
       const status = await statusOf(R, campaignId);
-      assert.deepEqual([status.status, status.sent, status.failed, status.skipped], ['sent', 10, 2, 0]);
+      assert.deepEqual([status.status, status.sent, status.failed, status.skipped], ['sent', 10, 3, 0]);
 
-      // The hard bounce: a `bounced` event and an 'all' suppression; the policy refusal: neither.
+      // The hard bounces: a `bounced` event and an 'all' suppression each; the policy refusal: neither.
       const bounces = await db.selectFrom('consent_events').select(['contact_id', 'evidence']).where('type', '=', 'bounced').execute();
-      assert.deepEqual(bounces.map((b) => b.contact_id), [id('gone')]);
-      const evidence = JSON.parse(bounces[0]!.evidence) as Record<string, unknown>;
-      assert.deepEqual([evidence.campaign_id, evidence.status, evidence.bounce_reason], [campaignId, '5.1.1', 'user_unknown']);
+      const bounceEvidence = new Map(bounces.map((b) => [b.contact_id, JSON.parse(b.evidence) as Record<string, unknown>]));
+      assert.deepEqual([...bounceEvidence.keys()].sort(), [id('gone'), id('nouser')].sort());
+      assert.deepEqual(
+        [id('gone'), id('nouser')].map((c) => [bounceEvidence.get(c)!.campaign_id, bounceEvidence.get(c)!.status, bounceEvidence.get(c)!.bounce_reason]),
+        [[campaignId, '5.1.1', 'user_unknown'], [campaignId, null, 'user_unknown']],
+      );
       const suppressionsOf = (name: string) =>
         db.selectFrom('suppressions').select(['scope', 'reason']).where('key_hash', 'in', lookupHashes(R.secrets.suppressionKeys, people.find((p) => p.id === id(name))!.matchKey)).execute();
       assert.deepEqual(await suppressionsOf('gone'), [{ scope: 'all', reason: 'bounced' }]);
+      assert.deepEqual(await suppressionsOf('nouser'), [{ scope: 'all', reason: 'bounced' }]);
       assert.deepEqual(await suppressionsOf('policy'), []);
 
       // A later campaign skips the bounced address as suppressed and reaches the policy-refused one.
@@ -211,11 +219,11 @@ for (const target of targets) {
         await again.stop();
       }
       const nextRows = new Map((await deliveriesOf(db, next)).map((d) => [d.contact_id, d]));
-      assert.deepEqual([nextRows.get(id('gone'))!.status, nextRows.get(id('gone'))!.skip_reason], ['skipped', 'suppressed']);
+      for (const n of ['gone', 'nouser']) assert.deepEqual([nextRows.get(id(n))!.status, nextRows.get(id(n))!.skip_reason], ['skipped', 'suppressed'], n);
       assert.equal(nextRows.get(id('policy'))!.status, 'sent');
       const nextReceived = peer.messages.filter((m) => m.messageId?.startsWith(`<c.${next}.`)).map((m) => m.rcptTo[0]!.split('@')[0]);
-      assert.deepEqual(nextReceived.sort(), names.filter((n) => n !== 'gone').sort());
-      assert.equal(peer.messages.filter((m) => m.rcptTo[0]!.startsWith('gone')).length, 0);
+      assert.deepEqual(nextReceived.sort(), names.filter((n) => n !== 'gone' && n !== 'nouser').sort());
+      assert.equal(peer.messages.filter((m) => /^(gone|nouser)@/.test(m.rcptTo[0]!)).length, 0);
     });
   });
 }

@@ -138,16 +138,18 @@ for (const target of await databaseTargets()) {
       const env = { ...process.env, ...killed.env, ASSENT_LOG_LEVEL: 'warn' };
       const args = [bin, 'import', file, '--topic', 'newsletter', '--batch-size', String(BATCH), '--json'];
       const child = spawn(process.execPath, args, { cwd: killed.dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
       const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
       let killedAt = 0;
-      for (let polls = 0; polls < 12_000 && killedAt === 0; polls++) {
+      for (let polls = 0; polls < 12_000 && killedAt === 0 && child.exitCode === null; polls++) {
         const run = await db.selectFrom('imports').select(['rows_done', 'status']).where('file_name', '=', 'legacy.csv').executeTakeFirst();
         if (run && Number(run.rows_done) >= 5 * BATCH) {
           child.kill('SIGKILL');
           killedAt = Number(run.rows_done);
         } else await new Promise((r) => setTimeout(r, 5));
       }
-      assert.equal(await exited, 'SIGKILL');
+      assert.equal(await exited, 'SIGKILL', `the import ended before it could be killed: ${stderr}`);
       const left = await db.selectFrom('imports').select(['rows_done', 'status']).where('file_name', '=', 'legacy.csv').executeTakeFirstOrThrow();
       assert.equal(left.status, 'running');
       assert.ok(Number(left.rows_done) >= killedAt && Number(left.rows_done) < ROWS, `killed mid-import (rows_done ${left.rows_done})`);

@@ -4,17 +4,21 @@
  * evidence key, a `requested` and a `confirmed` event chained into the ledger
  * with the ledger's own chainEvent (so `verifyLedger` still holds), the
  * consent_states projection row, and the ledger head moved at the end of
- * each batch. The rows are typed against the schema (tsc catches drift); the
+ * each batch. Parsing, ids and key wrapping run on worker threads
+ * (seed-worker.ts); the chain, which is sequential, and the writes run here. The rows are typed against the schema (tsc catches drift); the
  * SQL is generated from their keys: prepared single-row inserts in one
  * transaction per 50,000 contacts on SQLite, `INSERT … SELECT FROM unnest()`
  * in chunks on PostgreSQL.
  */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Insertable } from 'kysely';
 import { chainEvent, type EventDraft } from '../../src/consent/index.js';
-import { createContactKey, parseAddress, type MasterKey } from '../../src/contacts/index.js';
-import { newId } from '../../src/shared/ids.js';
+import type { MasterKey } from '../../src/contacts/index.js';
+import type { SeedChunk } from './seed-worker.js';
+export { benchAddress } from './addresses.js';
 import { isPostgresUrl, sqlitePath, type ConsentEventsTable, type ConsentStatesTable, type ContactKeysTable, type ContactsTable } from '../../src/storage/index.js';
 
 export interface SeedInput {
@@ -51,63 +55,106 @@ interface Writer {
 /** Rows are built and written this many contacts at a time inside a transaction (bounded garbage). */
 const CHUNK = 5_000;
 
-const DOMAINS = ['example.com', 'example.net', 'example.org', 'mail.example.com'];
-
-/** The address of seeded contact `i` (also what the CSV generator uses). */
-export function benchAddress(i: number): string {
-  return `bench.${i}@${DOMAINS[i % DOMAINS.length]}`;
-}
-
 export async function seedConfirmedContacts(input: SeedInput): Promise<{ ms: number; events: number }> {
   const started = performance.now();
   const writer = isPostgresUrl(input.databaseUrl) ? await postgresWriter(input.databaseUrl) : sqliteWriter(sqlitePath(input.databaseUrl));
+  const producer = new Producer(input.masterKeys, Math.max(1, Math.min(3, availableParallelism() - 1)));
   const size = input.batch ?? 50_000;
   const offset = input.offset ?? 0;
   let events = 0;
   try {
-    let head = await writer.readHead();
+    // Chunks in order: [start, count], transactions of `size` contacts cut into CHUNK pieces.
+    const chunks: { start: number; count: number; last: boolean }[] = [];
     for (let from = 0; from < input.count; from += size) {
       const n = Math.min(size, input.count - from);
+      for (let c = 0; c < n; c += CHUNK) chunks.push({ start: offset + from + c, count: Math.min(CHUNK, n - c), last: c + CHUNK >= n });
+    }
+    const ahead = producer.size * 2;
+    const requested: Promise<SeedChunk>[] = [];
+    for (let i = 0; i < Math.min(ahead, chunks.length); i++) requested.push(producer.request(chunks[i]!.start, chunks[i]!.count));
+    let head = await writer.readHead();
+    let inTransaction = false;
+    let done = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const part = await requested[i]!;
+      if (i + ahead < chunks.length) requested.push(producer.request(chunks[i + ahead]!.start, chunks[i + ahead]!.count));
+      if (!inTransaction) {
+        await writer.begin();
+        inTransaction = true;
+      }
       const now = new Date();
       const createdAt = now.toISOString();
-      await writer.begin();
-      for (let c = 0; c < n; c += CHUNK) {
-        const batch: Batch = { contacts: [], contact_keys: [], consent_events: [], consent_states: [] };
-        for (let k = c; k < Math.min(n, c + CHUNK); k++) {
-          const parsed = parseAddress(benchAddress(offset + from + k));
-          if (!parsed.ok) throw new Error(`seed address rejected: ${parsed.reason}`);
-          const id = newId();
-          batch.contacts.push({
-            id,
-            address: parsed.address,
-            match_key: parsed.matchKey,
-            provider_key: parsed.providerKey,
-            locale: 'en',
-            created_at: createdAt,
-            erased_at: null,
-          });
-          batch.contact_keys.push({ contact_id: id, wrapped_key: createContactKey(input.masterKeys, id).wrapped, created_at: createdAt });
-          const drafts: EventDraft[] = [
-            { id: newId(), contactId: id, topicId: input.topicId, type: 'requested', occurredAt: now, evidence: { method: 'bench_seed', actor: 'subject' } },
-            { id: newId(), contactId: id, topicId: input.topicId, type: 'confirmed', occurredAt: now, evidence: { method: 'bench_seed', actor: 'subject' } },
-          ];
-          for (const draft of drafts) {
-            const row = chainEvent(draft, head);
-            batch.consent_events.push(row);
-            head = { seq: row.seq, hash: row.hash };
-          }
-          batch.consent_states.push({ contact_id: id, topic_id: input.topicId, state: 'confirmed', since: createdAt, event_seq: head.seq });
+      const batch: Batch = { contacts: [], contact_keys: [], consent_events: [], consent_states: [] };
+      for (let k = 0; k < part.ids.length; k++) {
+        const id = part.ids[k]!;
+        batch.contacts.push({
+          id,
+          address: part.addresses[k]!,
+          match_key: part.matchKeys[k]!,
+          provider_key: part.providerKeys[k]!,
+          locale: 'en',
+          created_at: createdAt,
+          erased_at: null,
+        });
+        batch.contact_keys.push({ contact_id: id, wrapped_key: part.wrappedKeys[k]!, created_at: createdAt });
+        const drafts: EventDraft[] = [
+          { id: part.eventIds[2 * k]!, contactId: id, topicId: input.topicId, type: 'requested', occurredAt: now, evidence: { method: 'bench_seed', actor: 'subject' } },
+          { id: part.eventIds[2 * k + 1]!, contactId: id, topicId: input.topicId, type: 'confirmed', occurredAt: now, evidence: { method: 'bench_seed', actor: 'subject' } },
+        ];
+        for (const draft of drafts) {
+          const row = chainEvent(draft, head);
+          batch.consent_events.push(row);
+          head = { seq: row.seq, hash: row.hash };
         }
-        await writer.write(batch);
-        events += batch.consent_events.length;
+        batch.consent_states.push({ contact_id: id, topic_id: input.topicId, state: 'confirmed', since: createdAt, event_seq: head.seq });
       }
-      await writer.commit(head);
-      input.onProgress?.(from + n);
+      await writer.write(batch);
+      events += batch.consent_events.length;
+      done += part.ids.length;
+      requested[i] = undefined as unknown as Promise<SeedChunk>;
+      if (chunks[i]!.last) {
+        await writer.commit(head);
+        inTransaction = false;
+        input.onProgress?.(done);
+      }
     }
   } finally {
+    await producer.close();
     await writer.close();
   }
   return { ms: performance.now() - started, events };
+}
+
+/** Worker threads answering chunk requests in order (each worker is FIFO; chunks go round-robin). */
+class Producer {
+  readonly size: number;
+  readonly #workers: { worker: Worker; waiting: { resolve(c: SeedChunk): void; reject(e: unknown): void }[] }[];
+  #next = 0;
+
+  constructor(masterKeys: MasterKey[], size: number) {
+    this.size = size;
+    const data = { masterKeys: masterKeys.map((k) => ({ version: k.version, key: k.key.toString('base64') })) };
+    this.#workers = Array.from({ length: size }, () => {
+      const entry = { worker: new Worker(new URL('./seed-worker.mjs', import.meta.url), { workerData: data }), waiting: [] as { resolve(c: SeedChunk): void; reject(e: unknown): void }[] };
+      entry.worker.on('message', (chunk: SeedChunk) => entry.waiting.shift()?.resolve(chunk));
+      entry.worker.on('error', (error) => {
+        for (const w of entry.waiting.splice(0)) w.reject(error);
+      });
+      return entry;
+    });
+  }
+
+  request(start: number, count: number): Promise<SeedChunk> {
+    const entry = this.#workers[this.#next++ % this.size]!;
+    return new Promise((resolve, reject) => {
+      entry.waiting.push({ resolve, reject });
+      entry.worker.postMessage({ start, count });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.worker.terminate()));
+  }
 }
 
 const TABLES = ['contacts', 'contact_keys', 'consent_events', 'consent_states'] as const;

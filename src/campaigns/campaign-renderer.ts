@@ -31,6 +31,8 @@ export interface RendererDeps {
   returnPath?: string;
   unsubscribeMailto?: string;
   dkim?: DkimSigner;
+  /** Language of Assent's own words to a contact with no stored language (ASSENT_DEFAULT_LOCALE); English when unset. */
+  defaultLocale?: string;
 }
 
 export interface RenderTarget {

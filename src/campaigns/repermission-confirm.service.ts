@@ -159,7 +159,7 @@ async function isMergedAway(db: Executor, contactId: string): Promise<boolean> {
 async function sendReceipt(deps: RepermissionDeps, v: { contact: Contact; topic: Topic; text: ConsentText; event: ConsentEventRow }): Promise<boolean> {
   const { controller } = deps.settings;
   const at = new Date(v.event.occurred_at);
-  const locale = v.contact.locale ?? 'en';
+  const locale = v.contact.locale ?? deps.settings.defaultLocale ?? 'en';
   const claims = buildReceiptClaims({
     receiptId: v.event.id,
     controller: { name: controller.name, contact: controller.name, email: controller.email, address: controller.address, url: deps.settings.publicUrl },

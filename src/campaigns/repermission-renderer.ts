@@ -56,7 +56,7 @@ export function createRepermissionRenderer(deps: RendererDeps): RepermissionRend
       const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, { purpose: 'unsubscribe', ...scope })}`;
       const preferencesUrl = `${deps.publicUrl}/p/${signLinkToken(deps.linkKeys, { purpose: 'preferences', contactId: target.contactId })}`;
       const mail = repermissionMail({
-        locale: contact?.locale ?? 'en',
+        locale: contact?.locale ?? deps.defaultLocale ?? 'en',
         controller: deps.controller,
         topicName: p.topicName,
         deadline: p.deadline,

@@ -104,12 +104,11 @@ export class CsvTokenizer {
         run = i + 1;
         continue;
       }
-      const nl = this.#newlineAt(text, i, c);
-      const last = this.#state === UNQUOTED ? text.slice(run, i) : '';
-      if (c === this.#delimiter) this.#endField(last);
+      const nl = c === this.#delimiter ? 0 : this.#newlineAt(text, i, c);
+      if (c === this.#delimiter) this.#endField(this.#state === UNQUOTED ? text.slice(run, i) : '');
       else if (nl > 0) {
         if (nl === 2) this.#lines++;
-        out.push(this.#endRecord(last));
+        out.push(this.#endRecord(this.#state === UNQUOTED ? text.slice(run, i) : ''));
         i += nl - 1;
       } else if (this.#state !== UNQUOTED) {
         // After a closing quote only spaces may come before the delimiter (RFC 4180 §2.6 allows none).

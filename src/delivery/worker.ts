@@ -33,7 +33,7 @@ export interface WorkerOptions {
   /** Paces sends globally and per recipient domain; none means unlimited. */
   throttle?: Throttle;
   /** Called with the contact of each permanent failure, to feed suppression (DESIGN.md flow 6). */
-  onPermanent?: (input: { contactId: string; campaignId: string; response: string }) => Promise<void>;
+  onPermanent?: (input: { contactId: string; campaignId: string; response: string; code?: number }) => Promise<void>;
 }
 
 export interface WorkerReport {
@@ -99,7 +99,11 @@ async function deliver(options: WorkerOptions, delivery: ClaimedDelivery, batch:
   } else {
     const held = await markPermanent(deps, { delivery, workerId, error: result.response, now });
     report.failed += 1;
-    if (held && options.onPermanent) await options.onPermanent({ contactId: held.contactId, campaignId: delivery.campaignId, response: result.response });
+    if (held && options.onPermanent) {
+      // The reply code goes along: "550 No such user here" has no enhanced status code to classify by.
+      const code = result.code === undefined ? {} : { code: result.code };
+      await options.onPermanent({ contactId: held.contactId, campaignId: delivery.campaignId, response: result.response, ...code });
+    }
   }
 }
 

@@ -138,7 +138,7 @@ async function sendReceipts(
     const requested = outcome.requested.find((r) => r.topic_id === event.topic_id)!;
     const receipt = await buildReceipt(deps, { event, requested, contact: outcome.contact });
     if (!receipt) continue;
-    const locale = outcome.contact.locale ?? 'en';
+    const locale = outcome.contact.locale ?? deps.settings.defaultLocale ?? 'en';
     const ok = await deliverSystemMail(deps, {
       contact: outcome.contact,
       gate: { purpose: 'receipt', topicIds: [receipt.topic.id] },
@@ -211,7 +211,7 @@ function receiptClaims(
     controller: { name: controller.name, contact: controller.name, email: controller.email, address: controller.address, url: deps.settings.publicUrl },
     policyUrl: controller.policyUrl,
     jurisdiction: deps.settings.jurisdiction,
-    language: v.contact.locale ?? 'en',
+    language: v.contact.locale ?? deps.settings.defaultLocale ?? 'en',
     subject: v.contact.id,
     topic: { slug: v.topic.slug, name: v.topic.name },
     consentText: v.text,

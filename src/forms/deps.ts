@@ -28,6 +28,8 @@ export interface SignupDeps {
     confirmationTtlDays: number;
     /** Confirmation mails per address (provider aliases folded) per day (ABU-03). */
     confirmationsPerDay: number;
+    /** Language of system mail to a contact with no stored language (ASSENT_DEFAULT_LOCALE); English when unset. */
+    defaultLocale?: string;
   };
 }
 
