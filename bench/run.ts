@@ -28,6 +28,8 @@ export interface BenchContext {
   out(text: string): void;
   /** One line per headline figure, printed again at the end. */
   summary: string[];
+  /** Things that went wrong in Assent during the run (stalls), printed at the end. */
+  problems: string[];
   /** Peak RSS of Assent processes seen so far (for the < 300 MB verdict). */
   peakRss: { what: string; kb: number }[];
   /** With --profile: where Assent's measured children write CPU profiles (kept after the run). */
@@ -69,6 +71,7 @@ async function main(): Promise<number> {
     log: (line) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`),
     out: (text) => process.stdout.write(`${text}\n`),
     summary: [],
+    problems: [],
     peakRss: [],
     profileDir: flags.has('--profile') ? mkdtempSync(join(tmpdir(), 'assent-bench-profiles-')) : null,
   };
@@ -93,6 +96,10 @@ async function main(): Promise<number> {
 
   ctx.out(`\nSummary (${((performance.now() - started) / 1000 / 60).toFixed(1)} min):`);
   for (const line of ctx.summary) ctx.out(`  ${line}`);
+  if (ctx.problems.length) {
+    ctx.out('Problems seen:');
+    for (const line of ctx.problems) ctx.out(`  ${line}`);
+  }
   return 0;
 }
 

@@ -16,7 +16,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ChildTask =
-  | { kind: 'campaign'; campaignId: string; timeoutMs: number }
+  | { kind: 'campaign'; campaignId: string; timeoutMs: number; stallMs: number }
   | {
       kind: 'nodemailer';
       host: string;
@@ -44,6 +44,13 @@ export interface CampaignChildResult {
   failed: number;
   skipped: number;
   queued: number;
+  claimed: number;
+  /** No message sent for `stallMs` while deliveries were left: the run was abandoned (see `elapsedMs`, `sent`). */
+  stalled: boolean;
+  /** Start to the last time the sent count was seen growing (the stall watch's 5 s resolution). */
+  lastProgressMs: number;
+  /** Open SMTP sessions / messages in flight / queued in the transport when the run ended, if it reports them. */
+  transport?: { open: number; inFlight: number; queued: number };
   settings: { connections: number; batch: number; concurrency: number; dkim: string | null };
 }
 
@@ -71,6 +78,12 @@ function result(value: unknown): void {
 
 const cpuTotal = (u: NodeJS.CpuUsage) => u.user + u.system;
 
+/** The pipelining transport's own counters, when it has them (a diagnostic for stalls). */
+function transportStats(transport: object): { transport?: { open: number; inFlight: number; queued: number } } {
+  const stats = (transport as { stats?: () => { open: number; inFlight: number; queued: number } }).stats;
+  return typeof stats === 'function' ? { transport: stats.call(transport) } : {};
+}
+
 if (task.kind === 'campaign') {
   // Imported here, not at the top: the other tasks must not pay for loading Assent.
   const { buildRuntime, readConfig } = await import('../../src/main.js');
@@ -83,22 +96,61 @@ if (task.kind === 'campaign') {
     const deps = { db: runtime.storage.db, clock: runtime.clock, newId };
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
+    const wall0 = Date.now();
     await startCampaign(deps, task.campaignId);
     const materialiseMs = performance.now() - t0;
     const worker = startWorker(runtime);
     let status = 'sending';
     let elapsedMs = 0;
     let cpuUs = 0;
+    let stalled = false;
+    // Stall watch: a cheap indexed count every 5 s; no new sent row for stallMs ends the run.
+    const countSent = async () =>
+      Number(
+        (
+          await runtime.storage.db
+            .selectFrom('deliveries')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('campaign_id', '=', task.campaignId)
+            .where('status', '=', 'sent')
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    let lastSent = 0;
+    let lastChange = t0;
+    let nextCheck = t0 + 5000;
     try {
       while (status !== 'sent') {
         if (performance.now() - t0 > task.timeoutMs) throw new Error(`campaign not sent after ${task.timeoutMs} ms`);
         await sleep(25);
         status = (await findCampaign(runtime.storage.db, task.campaignId))?.status ?? 'missing';
+        const now = performance.now();
+        if (status !== 'sent' && now >= nextCheck) {
+          nextCheck = now + 5000;
+          const sent = await countSent();
+          if (sent > lastSent) {
+            lastSent = sent;
+            lastChange = now;
+          } else if (now - lastChange > task.stallMs) {
+            stalled = true;
+            break;
+          }
+        }
       }
     } finally {
       elapsedMs = performance.now() - t0;
       cpuUs = cpuTotal(process.cpuUsage(cpu0));
-      await worker.stop();
+      if (stalled) {
+        // The exact time of the last send, rather than the 5 s resolution of the watch.
+        const last = await runtime.storage.db
+          .selectFrom('deliveries')
+          .select((eb) => eb.fn.max('sent_at').as('at'))
+          .where('campaign_id', '=', task.campaignId)
+          .executeTakeFirst();
+        if (last?.at) lastChange = t0 + (Date.parse(last.at) - wall0);
+      }
+      // A stalled worker may never finish its batch: do not wait for it for long.
+      await Promise.race([worker.stop(), sleep(stalled ? 5000 : 600_000, undefined, { ref: false })]);
     }
     const counts = await campaignStatus(deps, task.campaignId);
     const out: CampaignChildResult = {
@@ -111,6 +163,10 @@ if (task.kind === 'campaign') {
       failed: counts.failed,
       skipped: counts.skipped,
       queued: counts.queued,
+      claimed: counts.claimed,
+      stalled,
+      lastProgressMs: lastChange - t0,
+      ...transportStats(runtime.transport),
       settings: {
         connections: config.relays[0]?.connections ?? 0,
         batch: config.worker.batchSize,
@@ -119,6 +175,7 @@ if (task.kind === 'campaign') {
       },
     };
     result(out);
+    if (stalled) process.exit(0); // the stuck send would keep the process (and runtime.close) waiting
   } finally {
     await runtime.close();
   }
