@@ -78,6 +78,15 @@ function result(value: unknown): void {
 
 const cpuTotal = (u: NodeJS.CpuUsage) => u.user + u.system;
 
+/**
+ * Peak RSS in KiB from /proc/self/status (VmHWM). Not resourceUsage().maxRSS:
+ * on Linux that survives fork+exec and starts at the parent's RSS (probe.mjs).
+ */
+function peakRssKb(): number {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return match ? Number(match[1]) : 0;
+}
+
 /** The pipelining transport's own counters, when it has them (a diagnostic for stalls). */
 function transportStats(transport: object): { transport?: { open: number; inFlight: number; queued: number } } {
   const stats = (transport as { stats?: () => { open: number; inFlight: number; queued: number } }).stats;
@@ -157,7 +166,7 @@ if (task.kind === 'campaign') {
       elapsedMs,
       materialiseMs,
       cpuUs,
-      maxRssKb: process.resourceUsage().maxRSS,
+      maxRssKb: peakRssKb(),
       status: counts.status,
       sent: counts.sent,
       failed: counts.failed,
@@ -236,7 +245,7 @@ if (task.kind === 'campaign') {
   const elapsedMs = performance.now() - t0;
   const cpuUs = cpuTotal(process.cpuUsage(cpu0));
   transporter.close();
-  const out: NodemailerChildResult = { elapsedMs, cpuUs, maxRssKb: process.resourceUsage().maxRSS, sent, failed, ...(firstError ? { firstError } : {}) };
+  const out: NodemailerChildResult = { elapsedMs, cpuUs, maxRssKb: peakRssKb(), sent, failed, ...(firstError ? { firstError } : {}) };
   result(out);
 } else if (task.kind === 'floor') {
   const Database = (await import('better-sqlite3')).default;

@@ -3,9 +3,25 @@
 // (normal end, process.exit, SIGTERM handled by the CLI), it writes its own
 // peak RSS and CPU time to the file named by BENCH_PROBE_FILE. That is exact
 // where polling /proc would miss a peak in the last moments before exit.
-import { writeFileSync } from 'node:fs';
+//
+// Peak RSS is VmHWM from /proc/self/status, NOT process.resourceUsage().maxRSS:
+// on Linux ru_maxrss survives fork+exec, so a child's maxRSS starts at its
+// parent's RSS at spawn time (the benchmark's own process, which has just
+// seeded a million contacts). VmHWM belongs to the process's own memory map.
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const file = process.env.BENCH_PROBE_FILE;
+
+/** Peak RSS of this process in KiB (VmHWM), or null where /proc is missing. */
+export function peakRssKb() {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
 if (file) {
   const started = Date.now();
   process.on('exit', () => {
@@ -15,7 +31,7 @@ if (file) {
         file,
         JSON.stringify({
           pid: process.pid,
-          maxRssKb: usage.maxRSS,
+          maxRssKb: peakRssKb() ?? usage.maxRSS,
           userUs: usage.userCPUTime,
           systemUs: usage.systemCPUTime,
           wallMs: Date.now() - started,
