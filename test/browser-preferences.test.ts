@@ -288,7 +288,10 @@ describe('withdrawal in a real browser: one-click unsubscribe, preference centre
     assert.ok(data.messages.campaigns.some((c) => c.campaign_id === campaignId), 'the campaign message is listed');
 
     // Exactly the ledger's events for this person: none missing, none of anyone else.
-    const db = new Database(join(server.dataDir, 'assent.sqlite'), { readonly: true, fileMustExist: true });
+    // Read-only: the server still has the file open.
+    const options: Database.Options = { fileMustExist: true };
+    options.readonly = true;
+    const db = new Database(join(server.dataDir, 'assent.sqlite'), options);
     try {
       const rows = db.prepare('select id from consent_events where contact_id = ? order by seq').all(contactId) as { id: string }[];
       assert.deepEqual(data.consent_events.map((e) => e.id), rows.map((r) => r.id));
