@@ -24,7 +24,15 @@ export interface TransportChoice {
 export function createTransport(options: TransportChoice): Transport {
   const relays = options.relays?.length ? options.relays : options.smtpUrl ? [{ url: options.smtpUrl, connections: 10 }] : [];
   const make = (relay: RelaySpec) =>
-    createPipeliningTransport({ url: relay.url, connections: relay.connections, ...(options.logger ? { logger: options.logger } : {}) });
+    createPipeliningTransport({
+      url: relay.url,
+      connections: relay.connections,
+      // Connections are not recycled: the recycle path (retire, then QUIT) can
+      // deadlock a connection's queue under load (found by the bench); a
+      // connection the relay closes is still replaced.
+      maxMessagesPerConnection: Number.MAX_SAFE_INTEGER,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
   if (relays.length === 1) return make(relays[0]!);
   if (relays.length > 1) return createRelayTransport({ relays, makeTransport: make, clock: options.clock });
   return createOutboxTransport({ dir: options.outboxDir, clock: options.clock });
