@@ -69,6 +69,8 @@ export class SmtpConnection {
    */
   async send(message: OutgoingMessage): Promise<SendResult> {
     const messageId = message.messageId;
+    // A session that is closing takes nothing new: its QUIT may already be on the wire.
+    if (!this.alive) return { status: 'transient', messageId, response: (this.dead ?? new SmtpSessionError('ECLOSED', 'session closing')).message };
     const plan = planEnvelope(message.envelope, this.has('SMTPUTF8'));
     if (!plan.ok) return { status: 'permanent', messageId, response: SMTPUTF8_UNSUPPORTED };
     const release = this.takeTurn();
@@ -87,9 +89,15 @@ export class SmtpConnection {
 
   /** Ends the session politely (QUIT, RFC 5321 §4.1.1.10) after what is under way; idempotent. */
   quit(): Promise<void> {
-    this.quitting ??= this.takeTurn().ready.then(() => this.command('QUIT', 5_000))
+    if (this.quitting) return this.quitting;
+    const turn = this.takeTurn();
+    this.quitting = turn.ready.then(() => (this.dead ? undefined : this.command('QUIT', 5_000)))
       .then(noop, noop)
-      .finally(() => this.kill(new SmtpSessionError('ECLOSED', 'closed by client'), { silent: true }));
+      .finally(() => {
+        this.kill(new SmtpSessionError('ECLOSED', 'closed by client'), { silent: true });
+        // Hand the turn on, so a writer queued behind the QUIT wakes, finds the session dead and returns.
+        turn.done();
+      });
     return this.quitting;
   }
 

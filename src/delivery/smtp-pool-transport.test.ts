@@ -294,6 +294,28 @@ describe('pipelining smtp: sessions', () => {
       assert.equal(peer.arrivals.length, 120);
       assert.equal(peer.seen.connections, 3);
     }, { connections: 1, maxMessagesPerConnection: 50 }));
+
+  // A QUIT taking a connection's turn in front of a message already handed to
+  // that connection once left the message (and every later one) waiting
+  // forever: it happened when a drained queue restarted two pumps on a lane
+  // and the second one's message reached the recycle count. Waves of 1-3
+  // messages drain the queue every time and hit every position of the count.
+  test('recycling between waves that drain the queue: every message arrives once, none hangs', { timeout: 30_000 }, () =>
+    withPeer({}, async (peer, transport) => {
+      let seq = 0;
+      const deadline = Date.now() + 20_000;
+      for (let wave = 0; wave < 150; wave++) {
+        const messages = Array.from({ length: 1 + (wave % 3) }, () => message(seq++));
+        const results = await Promise.race([
+          Promise.all(messages.map((m) => transport.send(m))),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`stalled at wave ${wave}: ${JSON.stringify(transport.stats())}`)), Math.max(1, deadline - Date.now())).unref()),
+        ]);
+        assert.deepEqual(new Set(results.map((r) => r.status)), new Set(['sent']));
+      }
+      assert.equal(peer.arrivals.length, seq);
+      assert.equal(new Set(peer.arrivals.map((a) => /^Message-ID: (\S+)/m.exec(a.raw.toString())?.[1])).size, seq);
+      assert.ok(peer.seen.connections >= seq / 7, `${peer.seen.connections} connections for ${seq} messages`);
+    }, { connections: 1, maxMessagesPerConnection: 7 }));
 });
 
 interface SinkOptions {

@@ -108,11 +108,14 @@ export function createPipeliningTransport(options: PipeliningTransportOptions): 
       if (connection === undefined || !connection.alive) continue; // a failed connect already failed one job
       const job = queue.shift();
       if (job === undefined) break;
-      const depth = connection.has('PIPELINING') ? PIPELINE_DEPTH : 1;
-      if (lane.pumps < depth && queue.length > 0) start(lane);
       inFlight += 1;
+      // This pump's transaction takes the connection's turn before a second pump
+      // is started, so a QUIT from retire() always queues behind every message
+      // already handed to the connection, never in front of one.
       const result = connection.send(job.message).catch((error: unknown) => lostResult(job.message, error));
       if (++lane.sent >= maxPerConnection) retire(lane); // its QUIT queues behind this message
+      const depth = connection.has('PIPELINING') ? PIPELINE_DEPTH : 1;
+      if (lane.connection === connection && lane.pumps < depth && queue.length > 0) start(lane);
       job.resolve(await result);
       inFlight -= 1;
     }

@@ -27,10 +27,6 @@ export function createTransport(options: TransportChoice): Transport {
     createPipeliningTransport({
       url: relay.url,
       connections: relay.connections,
-      // Connections are not recycled: the recycle path (retire, then QUIT) can
-      // deadlock a connection's queue under load (found by the bench); a
-      // connection the relay closes is still replaced.
-      maxMessagesPerConnection: Number.MAX_SAFE_INTEGER,
       ...(options.logger ? { logger: options.logger } : {}),
     });
   if (relays.length === 1) return make(relays[0]!);
