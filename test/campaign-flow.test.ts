@@ -317,7 +317,7 @@ for (const target of await databaseTargets()) {
     });
 
     test('GDPR-06 / GDPR-21 / EML-12: a one-click withdrawal that commits while a campaign runs (batches of 5) stops every later message to that person', async () => {
-      const R = await deriveRuntime(rt, { ASSENT_WORKER_BATCH: '5' });
+      const R = await deriveRuntime(rt, { ASSENT_WORKER_BATCH: '5', ASSENT_WORKER_CONCURRENCY: '5' });
       extra.push(R);
       const db = R.storage.db;
       await addTopicWithForm(R, { slug: 'weekly', name: 'Weekly' });
@@ -334,7 +334,7 @@ for (const target of await databaseTargets()) {
       }
       assert.equal(ofCampaign(peer, earlier).length, 30);
 
-      // The running campaign: two batches go out, then the peer holds its replies, freezing the worker in batch 3.
+      // The running campaign: ten messages go out, then the peer holds its replies, freezing the worker's lanes.
       peer.holdAfter(10);
       const running = await startNewCampaign(R, { topicSlug: 'weekly', subject: 'Week 2' });
       worker = startWorker(R, { idleMs: 25 });
@@ -343,6 +343,7 @@ for (const target of await databaseTargets()) {
           const rows = await deliveriesOf(db, running);
           return peer.pending === 5 && rows.filter((d) => d.status === 'claimed').length === 5 && rows.filter((d) => d.status === 'sent').length === 10;
         });
+        // Five lanes, all held: the worker claims nothing more until one is free.
         const queued = (await deliveriesOf(db, running)).filter((d) => d.status === 'queued');
         assert.equal(queued.length, 15);
         const leaver = queued.at(-1)!.contact_id;

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Capabilities, Tables } from '../storage/index.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
@@ -8,17 +8,33 @@ export interface DeliveryKey {
   contactId: string;
 }
 
+/** Campaigns whose deliveries may be claimed, oldest start first (one campaign's mail is not starved by another's). */
+export async function findClaimableCampaignIds(db: Executor, campaignId: string | undefined): Promise<string[]> {
+  const rows = await db
+    .selectFrom('campaigns')
+    .select('id')
+    .where('status', '=', 'sending')
+    .$if(campaignId !== undefined, (q) => q.where('id', '=', campaignId!))
+    .orderBy('started_at')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 /**
- * Claims up to `batchSize` deliveries of sending campaigns: queued and due, or
- * claimed under a lease that expired (a dead worker's). One UPDATE … WHERE key
- * IN (SELECT … LIMIT n), so the row lock is taken by the statement that
- * changes it; with `skipLocked` (PostgreSQL) the inner select is `FOR UPDATE
- * SKIP LOCKED` and concurrent claimers pass over each other's rows; SQLite
- * serialises writers, so the same statement is already exclusive.
+ * Claims up to `batchSize` deliveries of one sending campaign that are
+ * `which`: 'expired' (claimed under a lease that ran out: a dead worker's) or
+ * 'due' (queued and due, oldest due first). One UPDATE … WHERE key IN
+ * (SELECT … LIMIT n), so the row lock is taken by the statement that changes
+ * it; with `skipLocked` (PostgreSQL) the inner select is `FOR UPDATE SKIP
+ * LOCKED` and concurrent claimers pass over each other's rows; SQLite
+ * serialises writers, so the same statement is already exclusive. Each
+ * select is a range of the index (campaign_id, status, next_attempt_at), so a
+ * claim costs the same at the first and the millionth delivery: no sort.
  */
 export async function claimRows(
   db: Executor,
-  input: { capabilities: Capabilities; campaignId: string | undefined; workerId: string; batchSize: number; leaseUntil: string; now: string },
+  input: { capabilities: Capabilities; campaignId: string; which: 'expired' | 'due'; workerId: string; batchSize: number; leaseUntil: string; now: string },
 ): Promise<{ campaign_id: string; contact_id: string; attempts: number }[]> {
   return db
     .updateTable('deliveries')
@@ -29,15 +45,9 @@ export async function claimRows(
         'in',
         selectFrom('deliveries as d')
           .select(['d.campaign_id', 'd.contact_id'])
-          .where('d.campaign_id', 'in', selectFrom('campaigns').select('campaigns.id').where('campaigns.status', '=', 'sending'))
-          .$if(input.campaignId !== undefined, (q) => q.where('d.campaign_id', '=', input.campaignId!))
-          .where((w) =>
-            w.or([
-              w.and([w('d.status', '=', 'queued'), w('d.next_attempt_at', '<=', input.now)]),
-              w.and([w('d.status', '=', 'claimed'), w('d.lease_until', '<=', input.now)]),
-            ]),
-          )
-          .orderBy('d.next_attempt_at')
+          .where('d.campaign_id', '=', input.campaignId)
+          .$if(input.which === 'expired', (q) => q.where('d.status', '=', 'claimed').where('d.lease_until', '<=', input.now))
+          .$if(input.which === 'due', (q) => q.where('d.status', '=', 'queued').where('d.next_attempt_at', '<=', input.now).orderBy('d.next_attempt_at'))
           .limit(input.batchSize)
           .$if(input.capabilities.skipLocked, (q) => q.forUpdate().skipLocked())
           .$asTuple('campaign_id', 'contact_id'),
@@ -126,6 +136,41 @@ export async function markDeliverySent(
     .where('status', '=', 'claimed')
     .executeTakeFirst();
   return Number(result.numUpdatedRows) === 1;
+}
+
+export interface SentMark {
+  key: DeliveryKey;
+  messageId: string;
+  consentEventSeq: number;
+  sentAt: string;
+}
+
+/** Rows per statement: 5 parameters each stays far below SQLite's 32,766 and PostgreSQL's 65,535. */
+const MARKS_PER_STATEMENT = 500;
+
+/**
+ * `markDeliverySent` for many rows in one statement per 500 (UPDATE … FROM a
+ * VALUES list, SQLite 3.33+ and PostgreSQL alike). Returns the keys that were
+ * still 'claimed' and are now 'sent', as "campaignId|contactId".
+ */
+export async function markDeliveriesSent(db: Executor, marks: SentMark[], now: string): Promise<Set<string>> {
+  const done = new Set<string>();
+  for (let i = 0; i < marks.length; i += MARKS_PER_STATEMENT) {
+    const chunk = marks.slice(i, i + MARKS_PER_STATEMENT);
+    const values = sql.join(
+      chunk.map((m) => sql`(${m.key.campaignId}, ${m.key.contactId}, ${m.messageId}, ${m.consentEventSeq}, ${m.sentAt})`),
+    );
+    const result = await sql<{ campaign_id: string; contact_id: string }>`
+      with v(campaign_id, contact_id, message_id, consent_event_seq, sent_at) as (values ${values})
+      update deliveries set
+        status = 'sent', message_id = v.message_id, consent_event_seq = cast(v.consent_event_seq as bigint),
+        sent_at = v.sent_at, attempts = attempts + 1, error = null, lease_owner = null, lease_until = null, updated_at = ${now}
+      from v
+      where deliveries.campaign_id = v.campaign_id and deliveries.contact_id = v.contact_id and deliveries.status = 'claimed'
+      returning deliveries.campaign_id, deliveries.contact_id`.execute(db);
+    for (const row of result.rows) done.add(`${row.campaign_id}|${row.contact_id}`);
+  }
+  return done;
 }
 
 /** Ends this worker's claim with a new status (queued again later, or failed); only the lease holder may. */

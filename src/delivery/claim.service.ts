@@ -5,10 +5,12 @@ import { gatePurpose } from '../campaigns/index.js';
 import {
   claimRows,
   deferClaimedDelivery,
+  findClaimableCampaignIds,
   findBatchStates,
   findBatchSuppressions,
   findClaimCampaigns,
   findClaimContacts,
+  markDeliveriesSent,
   markDeliverySent,
   releaseDelivery,
   skipDeliveries,
@@ -47,14 +49,15 @@ export async function claimBatch(
   const now = input.now.toISOString();
   const leaseUntil = new Date(input.now.getTime() + input.leaseMs).toISOString();
   return deps.db.transaction().execute(async (trx) => {
-    const rows = await claimRows(trx, {
-      capabilities: deps.capabilities,
-      campaignId: input.campaignId,
-      workerId: input.workerId,
-      batchSize: input.batchSize,
-      leaseUntil,
-      now,
-    });
+    const rows: ClaimedRow[] = [];
+    // A dead worker's expired claims first, then due rows; campaign after campaign until the batch is full.
+    for (const campaignId of await findClaimableCampaignIds(trx, input.campaignId)) {
+      for (const which of ['expired', 'due'] as const) {
+        const room = input.batchSize - rows.length;
+        if (room <= 0) break;
+        rows.push(...(await claimRows(trx, { capabilities: deps.capabilities, campaignId, which, workerId: input.workerId, batchSize: room, leaseUntil, now })));
+      }
+    }
     if (rows.length === 0) return [];
     const { allowed, refused } = await gateRows(trx, deps.suppressionKeys, rows);
     for (const group of refused.values()) await skipDeliveries(trx, { ...group, now });
@@ -133,6 +136,23 @@ export async function markSent(
 ): Promise<boolean> {
   const { delivery } = input;
   return markDeliverySent(deps.db, { key: delivery, messageId: input.messageId, consentEventSeq: delivery.consentEventSeq, now: input.now.toISOString() });
+}
+
+/**
+ * Records many accepted messages at once (one statement per 500); returns,
+ * for each input in order, whether its row was still claimed and is now sent.
+ */
+export async function markSentMany(
+  deps: Pick<ClaimDeps, 'db'>,
+  input: { marks: { delivery: ClaimedDelivery; messageId: string; sentAt: Date }[]; now: Date },
+): Promise<boolean[]> {
+  if (input.marks.length === 0) return [];
+  const done = await markDeliveriesSent(
+    deps.db,
+    input.marks.map((m) => ({ key: m.delivery, messageId: m.messageId, consentEventSeq: m.delivery.consentEventSeq, sentAt: m.sentAt.toISOString() })),
+    input.now.toISOString(),
+  );
+  return input.marks.map((m) => done.has(`${m.delivery.campaignId}|${m.delivery.contactId}`));
 }
 
 /** A 4xx or lost connection: retried later with backoff, failed after `maxAttempts` (EML-12 b); 'lease_lost' when the row is no longer ours. */

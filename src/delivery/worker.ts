@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { advanceCampaigns, runRepermissionJobs, type CampaignDeps } from '../campaigns/index.js';
 import type { OutgoingMessage, SendResult, Transport } from './transport.js';
-import { claimBatch, deferDelivery, markPermanent, markSent, markTransient, type ClaimDeps, type ClaimedDelivery, type RetryPolicy } from './claim.service.js';
+import { claimBatch, deferDelivery, markPermanent, markSentMany, markTransient, type ClaimDeps, type ClaimedDelivery, type RetryPolicy } from './claim.service.js';
 import { recipientDomain, type Throttle } from './throttle.js';
 
 export type WorkerDeps = ClaimDeps & CampaignDeps & { logger?: Logger };
@@ -44,16 +44,29 @@ export interface WorkerReport {
   deferred?: number;
 }
 
-/** Runs until the signal aborts; in-flight sends finish, unsent claims are left to their leases. */
+/**
+ * Runs until the signal aborts; in-flight sends finish, unsent claims are left to their leases.
+ *
+ * Claiming and sending overlap: the next batch is claimed as soon as every
+ * delivery of the current one has been handed to a lane, while the last
+ * `concurrency` sends are still under way, so the transport never runs dry
+ * waiting for a batch's slowest message. Each lane holds its delivery from
+ * hand-off until its result is recorded, so at most `concurrency` messages
+ * can be accepted by the relay and not yet recorded (the crash bound).
+ */
 export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
   const { deps, signal } = options;
   const logger = deps.logger ?? silentLogger;
   const report: WorkerReport = { sent: 0, retried: 0, failed: 0, ...(options.throttle ? { deferred: 0 } : {}) };
+  const lanes = new Lanes(Math.max(1, options.concurrency ?? 8));
+  const marks = new SentMarks(deps);
   while (!signal.aborted) {
     try {
       // Before advancing: a re-permission campaign whose deadline passed is closed, not started.
       await runRepermissionJobs(deps, deps.clock.now());
       await advanceCampaigns(deps);
+      // Claim only when a lane is free: deliveries are not held claimed (gate decided) longer than needed.
+      await lanes.free();
       const claimedAt = deps.clock.now();
       const batch = await claimBatch(deps, {
         workerId: options.workerId,
@@ -64,7 +77,22 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       if (batch.length > 0) {
         // Waiting for the global pace stops at half the lease, leaving the other half for the send itself.
         const waitUntil = claimedAt.getTime() + options.leaseMs / 2;
-        await eachBounded(batch, options.concurrency ?? 8, signal, (delivery) => deliver(options, delivery, { report, waitUntil }));
+        for (const delivery of batch) {
+          await lanes.acquire();
+          if (signal.aborted) {
+            lanes.release();
+            break;
+          }
+          void deliver(options, delivery, { report, waitUntil, marks })
+            .catch((error: unknown) => logger.error({ err: error, workerId: options.workerId }, 'recording a delivery failed'))
+            .finally(() => lanes.release());
+        }
+        continue;
+      }
+      // Nothing to claim: let what is under way finish before idling, so a
+      // campaign's status can advance to 'sent' on the next round.
+      if (lanes.busy > 0) {
+        await lanes.drained();
         continue;
       }
     } catch (error) {
@@ -72,10 +100,84 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
     }
     await sleep(options.idleMs ?? 1000, undefined, { signal }).catch(() => undefined);
   }
+  await lanes.drained();
   return report;
 }
 
-async function deliver(options: WorkerOptions, delivery: ClaimedDelivery, batch: { report: WorkerReport; waitUntil: number }): Promise<void> {
+/** A counting semaphore for the worker's send lanes. */
+class Lanes {
+  busy = 0;
+  private waiting: (() => void)[] = [];
+  private idle: (() => void)[] = [];
+  constructor(private readonly size: number) {}
+
+  acquire(): Promise<void> {
+    if (this.busy < this.size) {
+      this.busy += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(() => {
+      this.busy += 1;
+      resolve();
+    }));
+  }
+
+  release(): void {
+    this.busy -= 1;
+    const next = this.waiting.shift();
+    if (next) return next();
+    if (this.busy === 0) for (const resolve of this.idle.splice(0)) resolve();
+  }
+
+  /** Resolves once a lane is free (without taking it). */
+  async free(): Promise<void> {
+    if (this.busy < this.size) return;
+    await this.acquire();
+    this.release();
+  }
+
+  drained(): Promise<void> {
+    return this.busy === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
+  }
+}
+
+/**
+ * Group commit of 'sent' marks: a mark waits for the statement in progress,
+ * then goes with every mark that arrived meanwhile, in one statement. At
+ * thousands of messages a second this turns thousands of single-row UPDATE
+ * transactions into a few dozen, and each caller still learns that its own
+ * row was recorded before its lane is free.
+ */
+class SentMarks {
+  private pending: { delivery: ClaimedDelivery; messageId: string; sentAt: Date; done: (recorded: boolean) => void; fail: (error: unknown) => void }[] = [];
+  private flushing = false;
+  constructor(private readonly deps: WorkerDeps) {}
+
+  record(delivery: ClaimedDelivery, messageId: string, sentAt: Date): Promise<boolean> {
+    return new Promise((done, fail) => {
+      this.pending.push({ delivery, messageId, sentAt, done, fail });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const marks = this.pending.splice(0);
+      try {
+        const recorded = await markSentMany(this.deps, { marks, now: this.deps.clock.now() });
+        marks.forEach((mark, i) => mark.done(recorded[i]!));
+      } catch (error) {
+        for (const mark of marks) mark.fail(error);
+      }
+    }
+    this.flushing = false;
+  }
+}
+
+async function deliver(options: WorkerOptions, delivery: ClaimedDelivery, batch: { report: WorkerReport; waitUntil: number; marks: SentMarks }): Promise<void> {
   const { deps, workerId } = options;
   const { report } = batch;
   const domain = recipientDomain(delivery.address);
@@ -91,7 +193,7 @@ async function deliver(options: WorkerOptions, delivery: ClaimedDelivery, batch:
   options.throttle?.record(domain, result);
   const now = deps.clock.now();
   if (result.status === 'sent') {
-    await markSent(deps, { delivery, messageId: result.messageId, now });
+    await batch.marks.record(delivery, result.messageId, now);
     report.sent += 1;
   } else if (result.status === 'transient') {
     const outcome = await markTransient(deps, { delivery, workerId, error: result.response, now, ...(options.retry ? { policy: options.retry } : {}) });
@@ -133,16 +235,4 @@ async function admit(
     }
     return false;
   }
-}
-
-/** Runs `work` over the items with at most `limit` at once; stops taking new items once the signal aborts. */
-async function eachBounded<T>(items: T[], limit: number, signal: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (!signal.aborted && next < items.length) {
-      const item = items[next++]!;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
 }
