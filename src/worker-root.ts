@@ -27,6 +27,7 @@ export function startWorker(runtime: Runtime, options: { idleMs?: number } = {})
     db: storage.db,
     clock,
     linkKeys: secrets.linkKeys,
+    masterKeys: secrets.masterKeys,
     publicUrl: config.publicUrl,
     controller: config.controller,
     domain: config.mailDomain,

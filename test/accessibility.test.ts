@@ -20,37 +20,23 @@
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { loadConfig } from '../src/config/config.js';
 import { loadSecrets } from '../src/config/secrets.js';
 import { signLinkToken } from '../src/preferences/link-token.js';
 import { translator } from '../src/shared/i18n.js';
 import { repoRoot, runAssent, startServer, type ServerProcess } from './support/server-process.js';
-
-const chromiumPath = process.env.ASSENT_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const ci = process.env.CI === 'true';
-const haveChromium = existsSync(chromiumPath);
-const browserSkip: string | false =
-  haveChromium || ci ? false : `Chromium not installed at ${chromiumPath} (apt-get install -y chromium); required under CI=true`;
+import { browserSkip, launchChromium } from './support/browser.js';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const TIMEOUT = 180_000;
 const CONTROLLER = 'Assent';
 /** The default form's heading: operator content, written once in the server's default language (English here). */
 const FORM_TITLE = translator('en').t('defaults.form.title', { controller: CONTROLLER });
-const launchArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface AxeNode {
   target: unknown[];
@@ -210,10 +196,9 @@ describe('accessibility of every public page (axe-core in Chromium)', { skip: br
 
   before(
     async () => {
-      if (!haveChromium) assert.fail(`CI=true and Chromium is not installed at ${chromiumPath}: install it (apt-get install -y chromium), as .ci/run does`);
       [server, browser] = await Promise.all([
         startServer({ env: { ASSENT_LOG_LEVEL: 'warn' } }),
-        chromium.launch({ executablePath: chromiumPath, headless: true, args: launchArgs }),
+        launchChromium(),
       ]);
       nextMail = mailbox(server);
       const cli = async (args: string[]) => {

@@ -20,49 +20,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { repoRoot, runAssent, startServer, type ServerProcess } from './support/server-process.js';
-
-const chromiumPath = process.env.ASSENT_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const ci = process.env.CI === 'true';
-const haveChromium = existsSync(chromiumPath);
-const browserSkip: string | false =
-  haveChromium || ci ? false : `Chromium not installed at ${chromiumPath} (apt-get install -y chromium); required under CI=true`;
+import { browserSkip, launchChromium, watchPage } from './support/browser.js';
 
 const TIMEOUT = 90_000;
-const launchArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 const ADDRESS = 'reader@example.org';
 const SUBJECT = `News for ${ADDRESS}`;
 const TOPICS = { newsletter: 'Newsletter', events: 'Events', offers: 'Offers' } as const;
 type Slug = keyof typeof TOPICS;
-
-/** Collects what would make a page silently broken: failed loads, console errors, script errors. */
-function watchPage(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('requestfailed', (req) => problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText ?? '?'})`));
-  page.on('response', (res) => {
-    if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
-  });
-  page.on('console', (msg) => {
-    // Chromium asks every new site for /favicon.ico; Assent has none, and its 404 is harmless.
-    if (msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico')) problems.push(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  return problems;
-}
 
 /** The first mail in the outbox to ADDRESS with this subject, once it exists. */
 async function mailWithSubject(server: ServerProcess, subject: string, timeoutMs = 30_000): Promise<{ raw: string; mail: ParsedMail }> {
@@ -140,12 +110,9 @@ describe('withdrawal in a real browser: one-click unsubscribe, preference centre
 
   before(
     async () => {
-      if (!haveChromium) {
-        assert.fail(`CI=true and Chromium is not installed at ${chromiumPath}: install it (apt-get install -y chromium), as .ci/run does`);
-      }
       [server, browser] = await Promise.all([
         startServer({ env: { ASSENT_LOG_LEVEL: 'warn' } }),
-        chromium.launch({ executablePath: chromiumPath, headless: true, args: launchArgs }),
+        launchChromium(),
       ]);
       context = await browser.newContext({ acceptDownloads: true, extraHTTPHeaders: { 'Accept-Language': 'en' } });
       // Two more topics and a form offering all three, so one topic is left after two withdrawals.

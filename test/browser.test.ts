@@ -9,28 +9,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import type { Browser } from 'playwright-core';
 import { simpleParser } from 'mailparser';
 import { databaseTargets, type TestDatabase } from './support/databases.js';
 import { runAssent, startServer, type ServerProcess } from './support/server-process.js';
-
-const chromiumPath = process.env.ASSENT_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const ci = process.env.CI === 'true';
-const haveChromium = existsSync(chromiumPath);
-const browserSkip: string | false =
-  haveChromium || ci ? false : `Chromium not installed at ${chromiumPath} (apt-get install -y chromium); required under CI=true`;
+import { browserSkip, launchChromium, watchPage } from './support/browser.js';
 
 const TIMEOUT = 60_000;
-const launchArgs = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Undoes quoted-printable: soft line breaks, then =XX escapes (=3D is "="). */
 export function decodeQuotedPrintable(raw: string): string {
@@ -44,21 +30,6 @@ export function confirmLink(raw: string, publicUrl: string): string {
   const match = new RegExp(`${escaped}/confirm/[A-Za-z0-9_-]+`).exec(text);
   assert.ok(match, `no ${publicUrl}/confirm/ link in the confirmation mail:\n${text.slice(0, 4000)}`);
   return match[0];
-}
-
-/** Collects what would make a page silently broken: failed loads, console errors, blocked content. */
-function watchPage(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('requestfailed', (req) => problems.push(`request failed: ${req.method()} ${req.url()} (${req.failure()?.errorText ?? '?'})`));
-  page.on('response', (res) => {
-    if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.request().method()} ${res.url()}`);
-  });
-  page.on('console', (msg) => {
-    // Chromium asks every new site for /favicon.ico; Assent has none, and its 404 is harmless.
-    if (msg.type() === 'error' && !msg.location().url.endsWith('/favicon.ico')) problems.push(`console error: ${msg.text()}`);
-  });
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  return problems;
 }
 
 for (const target of await databaseTargets()) {
@@ -76,9 +47,6 @@ for (const target of await databaseTargets()) {
 
     before(
       async () => {
-        if (!haveChromium) {
-          assert.fail(`CI=true and Chromium is not installed at ${chromiumPath}: install it (apt-get install -y chromium), as .ci/run does`);
-        }
         const env: Record<string, string> = {};
         if (target.name === 'postgres') {
           database = await target.open({ migrate: false });
@@ -87,7 +55,7 @@ for (const target of await databaseTargets()) {
         }
         [server, browser] = await Promise.all([
           startServer({ env }),
-          chromium.launch({ executablePath: chromiumPath, headless: true, args: launchArgs }),
+          launchChromium(),
         ]);
       },
       { timeout: TIMEOUT },
@@ -219,14 +187,9 @@ describe('sign-up over plain HTTP on a host name that is not loopback', { skip: 
 
   before(
     async () => {
-      if (!haveChromium) assert.fail(`CI=true and Chromium is not installed at ${chromiumPath}`);
       [server, browser] = await Promise.all([
         startServer({ publicHost: host }),
-        chromium.launch({
-          executablePath: chromiumPath,
-          headless: true,
-          args: [...launchArgs, `--host-resolver-rules=MAP ${host} 127.0.0.1`],
-        }),
+        launchChromium({ extraArgs: [`--host-resolver-rules=MAP ${host} 127.0.0.1`] }),
       ]);
     },
     { timeout: TIMEOUT },

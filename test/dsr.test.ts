@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { readContactEvents, verifyLedger } from '../src/consent/index.js';
-import { findContactByMatchKey, findContactById, findContactKey, openPersonal, parseAddress } from '../src/contacts/index.js';
+import { findContactByMatchKey, findContactById, findContactKey, openPersonal, parseAddress, sealContactNames, unwrapContactKey } from '../src/contacts/index.js';
 import { eraseContact, exportContactData, exportJsonSchema, renderExportJsonSchema, validateJson, type ContactExport, type DsrDeps } from '../src/dsr/index.js';
 import { isAppError } from '../src/shared/errors.js';
 import { newId } from '../src/shared/ids.js';
@@ -19,8 +19,8 @@ import { startTestRuntime, type TestRuntime } from './support/runtime.js';
 import { confirmLinkFrom, openConfirm, recordCounts, submitForm } from './support/http.js';
 
 const START = new Date('2026-03-01T10:00:00.000Z');
-const ALICE = { address: 'Jane.Doe+news@gmail.com', ip: '203.0.113.7', ua: 'Mozilla/5.0 (AliceSignup)', confirmIp: '198.51.100.23', confirmUa: 'Mozilla/5.0 (AliceConfirm)' };
-const BOB = { address: 'bob@example.org', ip: '203.0.113.99', ua: 'Mozilla/5.0 (BobSignup)', confirmIp: '198.51.100.99', confirmUa: 'Mozilla/5.0 (BobConfirm)' };
+const ALICE = { first: 'Jane', last: 'Doe-Ōtomo', address: 'Jane.Doe+news@gmail.com', ip: '203.0.113.7', ua: 'Mozilla/5.0 (AliceSignup)', confirmIp: '198.51.100.23', confirmUa: 'Mozilla/5.0 (AliceConfirm)' };
+const BOB = { first: 'Robert', last: 'Quimby', address: 'bob@example.org', ip: '203.0.113.99', ua: 'Mozilla/5.0 (BobSignup)', confirmIp: '198.51.100.99', confirmUa: 'Mozilla/5.0 (BobConfirm)' };
 type Person = typeof ALICE;
 
 const evidenceOf = (row: ConsentEventRow) => JSON.parse(row.evidence) as Record<string, unknown>;
@@ -81,6 +81,13 @@ for (const target of await databaseTargets()) {
       }
     }
 
+    /** Names as an import stores them: sealed under the contact's own key. */
+    async function storeNames(contact: Contact, person: Person): Promise<void> {
+      const key = unwrapContactKey(deps.keys.masterKeys, contact.id, (await findContactKey(db(), contact.id))!);
+      const sealed = sealContactNames(key, { first_name: person.first, last_name: person.last });
+      await db().insertInto('contact_names').values({ contact_id: contact.id, sealed, updated_at: rt.clock.now().toISOString() }).execute();
+    }
+
     before(async () => {
       rt = await startTestRuntime(target, { start: START });
       const { keys } = rt.runtime.signup;
@@ -88,6 +95,8 @@ for (const target of await databaseTargets()) {
       alice = await signUpAndConfirm(ALICE);
       bob = await signUpAndConfirm(BOB);
       await addCampaignDeliveries();
+      await storeNames(alice, ALICE);
+      await storeNames(bob, BOB);
       aliceEvents = await readContactEvents(db(), alice.id);
       bobEvents = await readContactEvents(db(), bob.id);
       assert.deepEqual(aliceEvents.map((e) => e.type), ['requested', 'confirmed']);
@@ -103,7 +112,9 @@ for (const target of await databaseTargets()) {
       assert.equal(exported.format, 'assent-export/1');
       assert.equal(exported.generated_at, rt.clock.now().toISOString());
       assert.equal(exported.personal_data, 'opened');
-      assert.deepEqual(exported.profile, { id: alice.id, address: ALICE.address, locale: 'en', created_at: alice.created_at, erased_at: null });
+      assert.deepEqual(exported.profile, {
+        id: alice.id, address: ALICE.address, first_name: ALICE.first, last_name: ALICE.last, locale: 'en', created_at: alice.created_at, erased_at: null,
+      });
       assert.deepEqual(
         exported.consent_events.map((e) => ({ seq: e.seq, id: e.id, type: e.type, occurred_at: e.occurred_at, hash: e.hash })),
         aliceEvents.map((e) => ({ seq: Number(e.seq), id: e.id, type: e.type, occurred_at: e.occurred_at, hash: e.hash })),
@@ -143,9 +154,9 @@ for (const target of await databaseTargets()) {
     test('GDPR-15/20: nothing of anyone else is in the export', async () => {
       const json = JSON.stringify(exported);
       const bobMail = await db().selectFrom('mail_log').select('message_id').where('contact_id', '=', bob.id).execute();
-      const foreign = [bob.id, BOB.address, BOB.ip, BOB.ua, BOB.confirmIp, '<march.bob@example.org>', ...bobEvents.flatMap((e) => [e.id, e.hash]), ...bobMail.map((m) => m.message_id)];
+      const foreign = [bob.id, BOB.address, BOB.first, BOB.last, BOB.ip, BOB.ua, BOB.confirmIp, '<march.bob@example.org>', ...bobEvents.flatMap((e) => [e.id, e.hash]), ...bobMail.map((m) => m.message_id)];
       for (const value of foreign) assert.ok(!json.includes(value), `export must not contain ${value}`);
-      for (const value of [alice.id, ALICE.address, ALICE.ip, ALICE.confirmIp]) assert.ok(json.includes(value));
+      for (const value of [alice.id, ALICE.address, ALICE.first, ALICE.last, ALICE.ip, ALICE.confirmIp]) assert.ok(json.includes(value));
     });
 
     test('GDPR-20: the export is plain JSON and validates against the published JSON Schema', () => {
@@ -174,6 +185,8 @@ for (const target of await databaseTargets()) {
       assert.ok(await findContactKey(db(), alice.id));
       rt.clock.advance(60_000);
       assert.deepEqual(await eraseContact(deps, { contactId: alice.id, channel: 'preference_centre' }), { erased: true });
+      const names = await db().selectFrom('contact_names').select('contact_id').orderBy('contact_id').execute();
+      assert.deepEqual(names, [{ contact_id: bob.id }], 'the sealed names go with the key; the other person keeps theirs');
 
       const row = await findContactById(db(), alice.id);
       assert.deepEqual(row, { id: alice.id, address: null, match_key: null, provider_key: null, locale: null, created_at: alice.created_at, erased_at: rt.clock.now().toISOString() });
@@ -246,16 +259,19 @@ for (const target of await databaseTargets()) {
       const after = await exportContactData(deps, alice.id);
       assert.deepEqual(validateJson(exportJsonSchema(), after), []);
       assert.equal(after.personal_data, 'erased');
-      assert.deepEqual(after.profile, { id: alice.id, address: null, locale: null, created_at: alice.created_at, erased_at: after.profile.erased_at });
+      assert.deepEqual(after.profile, {
+        id: alice.id, address: null, first_name: null, last_name: null, locale: null, created_at: alice.created_at, erased_at: after.profile.erased_at,
+      });
       assert.ok(after.profile.erased_at);
       assert.deepEqual(after.consent_events.map((e) => e.type), ['requested', 'confirmed', 'erased']);
       for (const event of after.consent_events) assert.equal(event.evidence.personal, null);
       assert.deepEqual(after.suppressions, [{ scope: 'all', topic: null, reason: 'erased', created_at: after.profile.erased_at }]);
       const json = JSON.stringify(after).toLowerCase();
-      for (const needle of [ALICE.address.toLowerCase(), ALICE.ip, ALICE.confirmIp]) assert.ok(!json.includes(needle));
+      for (const needle of [ALICE.address.toLowerCase(), ALICE.first.toLowerCase(), ALICE.last.toLowerCase(), ALICE.ip, ALICE.confirmIp]) assert.ok(!json.includes(needle));
       // The other person's export is whole.
       const bobs = await exportContactData(deps, bob.id);
       assert.equal(bobs.personal_data, 'opened');
+      assert.deepEqual([bobs.profile.first_name, bobs.profile.last_name], [BOB.first, BOB.last]);
       assert.equal(bobs.consent_events[0]?.evidence.personal?.address, BOB.address);
       assert.deepEqual(bobs.suppressions, []);
     });

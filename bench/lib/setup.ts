@@ -105,6 +105,7 @@ export async function prepareCampaign(
       db: storage.db,
       clock: systemClock,
       linkKeys: secrets.linkKeys,
+      masterKeys: secrets.masterKeys,
       publicUrl: config.publicUrl,
       controller: config.controller,
       domain: config.mailDomain,

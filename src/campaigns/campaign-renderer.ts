@@ -10,7 +10,8 @@ import type { Clock } from '../shared/clock.js';
 import type { VersionedKey } from '../config/secrets.js';
 import { AppError } from '../shared/errors.js';
 import { findTopicsByIds } from '../topics/index.js';
-import { loadCompiledTemplate, type CompiledTemplate } from '../templates/index.js';
+import { createRecipientRenderer, loadCompiledTemplate, type CompiledTemplate, type RecipientRenderer } from '../templates/index.js';
+import { findContactLocales, readContactNames, type ContactNames, type MasterKey } from '../contacts/index.js';
 import { signLinkToken } from '../preferences/link-token.js';
 import { prepareCampaignMessage, type PreparedCampaignMessage } from '../delivery/campaign-message.js';
 import type { DkimSigner } from '../delivery/dkim.js';
@@ -23,6 +24,8 @@ export interface RendererDeps {
   db: Db;
   clock: Clock;
   linkKeys: VersionedKey[];
+  /** Open the names a template may print (`contact.first_name`, `contact.last_name`). */
+  masterKeys: MasterKey[];
   publicUrl: string;
   controller: { name: string; email: string; address: string | undefined; policyUrl: string };
   /** Right-hand side of Message-IDs and the List-Id namespace. */
@@ -45,6 +48,8 @@ interface Prepared {
   campaign: Campaign;
   topicId: string;
   compiled: CompiledTemplate;
+  /** Renders per recipient; shares the work of one template shape across recipients (templates/recipient-renderer.ts). */
+  render: RecipientRenderer;
   builder: PreparedCampaignMessage;
 }
 
@@ -68,8 +73,9 @@ function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Pr
     }
     return entry;
   };
+  const recipients = createRecipientLoader(deps);
   return async (target) => {
-    const p = await prepared(target.campaignId);
+    const [p, person] = await Promise.all([prepared(target.campaignId), recipients(target.contactId)]);
     const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, {
       purpose: 'unsubscribe',
       contactId: target.contactId,
@@ -77,17 +83,10 @@ function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Pr
       campaignId: target.campaignId,
     })}`;
     const preferencesUrl = `${deps.publicUrl}/p/${signLinkToken(deps.linkKeys, { purpose: 'preferences', contactId: target.contactId })}`;
-    const rendered = p.compiled.render({
-      contact: { email: target.address },
+    const rendered = p.render({
+      contact: { email: target.address, first_name: person.first_name, last_name: person.last_name, locale: person.locale ?? deps.defaultLocale ?? null },
       unsubscribe_url: unsubscribeUrl,
       preferences_url: preferencesUrl,
-      campaign: { id: p.campaign.id, subject: p.campaign.subject },
-      controller: {
-        name: deps.controller.name,
-        email: deps.controller.email,
-        address: deps.controller.address ?? null,
-        policy_url: deps.controller.policyUrl,
-      },
     });
     return p.builder.build({
       to: target.address,
@@ -100,6 +99,45 @@ function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Pr
       messageDate: deps.clock.now(),
     });
   };
+}
+
+interface Recipient extends ContactNames {
+  locale: string | null;
+}
+
+/**
+ * What a template may print about a recipient beyond the address: names
+ * (sealed; opened here) and language. Lookups made in the same turn of the
+ * event loop — the worker hands a claimed batch to its lanes at once — go
+ * as one query for all of them.
+ */
+function createRecipientLoader(deps: RendererDeps): (contactId: string) => Promise<Recipient> {
+  let waiting: Map<string, { resolve: (r: Recipient) => void; reject: (e: unknown) => void }[]> | undefined;
+  const flush = async (batch: NonNullable<typeof waiting>) => {
+    try {
+      const ids = [...batch.keys()];
+      const [locales, names] = await Promise.all([findContactLocales(deps.db, ids), readContactNames(deps.db, deps.masterKeys, ids)]);
+      for (const [id, callers] of batch) {
+        const recipient = { locale: locales.get(id) ?? null, first_name: names.get(id)?.first_name ?? null, last_name: names.get(id)?.last_name ?? null };
+        for (const caller of callers) caller.resolve(recipient);
+      }
+    } catch (error) {
+      for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
+    }
+  };
+  return (contactId) =>
+    new Promise((resolve, reject) => {
+      if (waiting === undefined) {
+        const batch = (waiting = new Map());
+        setImmediate(() => {
+          waiting = undefined;
+          void flush(batch);
+        });
+      }
+      const callers = waiting.get(contactId) ?? [];
+      callers.push({ resolve, reject });
+      waiting.set(contactId, callers);
+    });
 }
 
 async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared> {
@@ -121,7 +159,16 @@ async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared
     returnPath: deps.returnPath ?? bareAddress(campaign.from_address),
     ...(deps.dkim ? { dkim: deps.dkim } : {}),
   });
-  return { campaign, topicId: topic.id, compiled, builder };
+  const render = createRecipientRenderer(compiled, {
+    campaign: { id: campaign.id, subject: campaign.subject },
+    controller: {
+      name: deps.controller.name,
+      email: deps.controller.email,
+      address: deps.controller.address ?? null,
+      policy_url: deps.controller.policyUrl,
+    },
+  });
+  return { campaign, topicId: topic.id, compiled, render, builder };
 }
 
 function bareAddress(from: string): string {

@@ -8,9 +8,10 @@
  */
 import type { Transaction } from 'kysely';
 import type { VersionedKey } from '../config/secrets.js';
-import { findContactById, findContactKey, sealPersonal, unwrapContactKey } from '../contacts/index.js';
+import { findContactById, findContactKey, keptContactOf, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import {
   buildReceiptClaims,
+  collectionMethodOf,
   findSuppressions,
   lookupHashes,
   signReceipt,
@@ -89,7 +90,8 @@ export async function confirmRepermission(
     const { contact, claims } = loaded;
     const key = unwrapContactKey(deps.keys.masterKeys, contact.id, (await findContactKey(trx, contact.id))!);
     const imported = loaded.stateEventSeq === null ? undefined : await trx.selectFrom('consent_events').select(['id', 'hash']).where('seq', '=', loaded.stateEventSeq).executeTakeFirst();
-    const messageId = await findSentMessageId(trx, { campaignId: claims.campaignId, contactId: contact.id });
+    // The request went to the contact the link names (before any merge).
+    const messageId = await findSentMessageId(trx, { campaignId: claims.campaignId, contactId: claims.contactId });
     const [event] = await ledger.append([
       {
         id: deps.newId(),
@@ -126,12 +128,16 @@ async function loadLink(deps: RepermissionDeps, db: Executor, token: string): Pr
   if (!verified.ok) return null;
   const { claims } = verified;
   if (claims.topicId === undefined || claims.campaignId === undefined) return null;
-  const [campaign, row, contact] = await Promise.all([
+  const [campaign, row, named] = await Promise.all([
     findCampaign(db, claims.campaignId),
     findRepermission(db, claims.campaignId),
     findContactById(db, claims.contactId),
   ]);
-  if (!contact || contact.erased_at || !contact.match_key || (await isMergedAway(db, contact.id))) return null;
+  // A request mailed before an operator merged this contact into another
+  // answers for the kept one, where its `imported` state went; the
+  // merged-away record is never revived.
+  const contact = named && (await keptContactOf(db, named));
+  if (!contact || contact.erased_at || !contact.match_key) return null;
   const [topic] = await findTopicsByIds(db, [claims.topicId]);
   if (!topic || !row) return null;
   const [state, suppressions] = await Promise.all([
@@ -150,11 +156,6 @@ async function loadLink(deps: RepermissionDeps, db: Executor, token: string): Pr
   return { claims: scoped, contact, topic, deadline: new Date(row.deadline_at), stateEventSeq: state ? Number(state.event_seq) : null, decision };
 }
 
-/** A contact an operator merged into another no longer answers for itself: its states moved. */
-async function isMergedAway(db: Executor, contactId: string): Promise<boolean> {
-  return (await db.selectFrom('contact_merges').select('merged_into').where('contact_id', '=', contactId).executeTakeFirst()) !== undefined;
-}
-
 /** The signed receipt (JWS, Ed25519), mailed through the send gate as on the double opt-in path. */
 async function sendReceipt(deps: RepermissionDeps, v: { contact: Contact; topic: Topic; text: ConsentText; event: ConsentEventRow }): Promise<boolean> {
   const { controller } = deps.settings;
@@ -171,7 +172,7 @@ async function sendReceipt(deps: RepermissionDeps, v: { contact: Contact; topic:
     consentText: v.text,
     consentedAt: at,
     confirmedAt: at,
-    method: 're_permission_email_confirmation',
+    method: collectionMethodOf(REPERMISSION_METHOD),
     ledgerEventHash: v.event.hash,
     ledgerEventSeq: Number(v.event.seq),
   });

@@ -46,7 +46,7 @@ export function registerTemplateCommands(program: Command, io: Io): void {
       const version = parseVersion(opts.version);
       await withRuntime(io, {}, async (rt) => {
         const preview = await previewTemplate(
-          { db: rt.storage.db, publicUrl: rt.config.publicUrl, controller: rt.config.controller },
+          { db: rt.storage.db, publicUrl: rt.config.publicUrl, controller: rt.config.controller, masterKeys: rt.secrets.masterKeys },
           { name, version, contactId: opts.contact, subject: opts.subject, outFile: resolve(io.cwd, opts.out) },
         );
         io.out(`template ${preview.template.name} v${preview.template.version} rendered for ${opts.contact ? `contact ${opts.contact}` : 'sample data'}`);

@@ -15,6 +15,17 @@ export interface SuppressionKey {
 /** Scope of a suppression: every marketing purpose, or one topic. */
 export const ALL_SCOPE = 'all';
 
+/** One stored entry: a keyed hash of an address (or alias), never the address. */
+export interface SuppressionRow {
+  key_hash: string;
+  key_version: number;
+  scope: string;
+  reason: string;
+  created_at: string;
+  /** The ledger event that wrote it, when one did. */
+  event_seq: number | null;
+}
+
 export type SuppressionReason = 'objected' | 'unsubscribed' | 'bounced' | 'complained' | 'erased' | 'restricted' | 'imported';
 
 /** Every hash under which a suppression of this address could be stored. */

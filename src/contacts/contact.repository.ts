@@ -13,6 +13,16 @@ export async function findContactById(db: Executor, id: string): Promise<Contact
   return db.selectFrom('contacts').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The stored language of each of many contacts (absent: none stored, or no such contact). */
+export async function findContactLocales(db: Executor, ids: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += 5000) {
+    const rows = await db.selectFrom('contacts').select(['id', 'locale']).where('id', 'in', ids.slice(i, i + 5000)).where('locale', 'is not', null).execute();
+    for (const row of rows) out.set(row.id, row.locale!);
+  }
+  return out;
+}
+
 /** Contacts sharing a provider key: probable duplicates, never merged automatically. */
 export async function findContactsByProviderKey(db: Executor, providerKey: string): Promise<Contact[]> {
   return db.selectFrom('contacts').selectAll().where('provider_key', '=', providerKey).execute();

@@ -2,9 +2,12 @@ export { parseAddress, aliasKeys, providerKeyOf, type ParsedAddress, type Addres
 export {
   findContactByMatchKey,
   findContactById,
+  findContactLocales,
   findContactsByProviderKey,
   insertContact,
   insertContactKey,
   findContactKey,
 } from './contact.repository.js';
 export { createContactKey, unwrapContactKey, sealPersonal, openPersonal, type MasterKey, type PersonalData } from './contact-keys.js';
+export { readContactNames, sealContactNames, CONTACT_NAMES_AAD, type ContactNames } from './contact-names.js';
+export { findMergedAwayInto, findMergedInto, keptContactOf } from './contact-merge.repository.js';

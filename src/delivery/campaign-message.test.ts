@@ -14,6 +14,7 @@ import {
   type CampaignMessageOptions,
   type CampaignRecipient,
 } from './campaign-message.js';
+import { joinSplit } from '../templates/index.js';
 import { composeMessage } from './compose.js';
 import { createDkimSigner, dkimTxtRecord } from './dkim.js';
 
@@ -146,6 +147,32 @@ describe('campaign messages (EML-01, EML-02, EML-03, EML-08)', () => {
     assert.equal(parsed.text, cyrillic);
     assert.equal((raw.match(/Content-Transfer-Encoding: quoted-printable/g) ?? []).length, 0);
     assert.equal(quotedPrintable('a=b \nFrom x\r\n\tü'), 'a=3Db=20\r\n=46rom x\r\n\t=C3=BC');
+  });
+
+  test('a body split at its personal values decodes to exactly the joined text, with lines of at most 76, and DKIM verifies', async () => {
+    const statics = [
+      `<p>Dear `,
+      `,</p>\n<p>${'Long line with = signs and ümlauts, '.repeat(6)}</p>\n<p>From here: <a href="`,
+      `">unsubscribe</a></p>\n`,
+    ];
+    const htmlSplit = { statics, values: ['Zoë O&#39;Brien', `https://example.org/u/${token}?a=1&b=2`] };
+    const textSplit = { statics: ['Dear ', ' \nFrom the team\n'], values: ['Zoë'] };
+    const signer = createDkimSigner({ domain: 'example.org', selector: 'brisbane', privateKeyPem: ED_PEM });
+    const builder = prepareCampaignMessage({ ...options, dkim: signer });
+    const split = builder.build({ ...recipient, html: htmlSplit, text: textSplit });
+    const joined = builder.build({ ...recipient, html: joinSplit(htmlSplit), text: 'Dear Zoë \nFrom the team\n' });
+    const [a, b] = [await simpleParser(split.raw), await simpleParser(joined.raw)];
+    assert.equal(a.html, b.html);
+    assert.equal(a.text, b.text);
+    assert.match(String(a.html), /Dear Zoë O&#39;Brien,/);
+    const body = split.raw.toString('utf8').slice(split.raw.indexOf('\r\n\r\n'));
+    assert.ok(body.split('\r\n').every((line) => line.length <= 76), 'quoted-printable lines of at most 76 characters');
+    assert.doesNotMatch(body, /^From /m);
+    assert.deepEqual(await verifyDkim(split.raw, 'brisbane', ED_PEM), ['pass']);
+    // A second recipient of the same shape reuses the encoded statics and still decodes exactly.
+    const other = builder.build({ ...recipient, html: { statics, values: ['Al', 'https://example.org/u/x'] }, text: { statics: textSplit.statics, values: ['Al'] } });
+    const parsed = await simpleParser(other.raw);
+    assert.equal(parsed.text, 'Dear Al \nFrom the team\n');
   });
 
   test('Message-ID is unique per campaign x contact and parses back; odd ids are hashed', () => {

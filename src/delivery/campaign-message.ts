@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
+import type { SplitText } from '../templates/index.js';
 import type { DkimSigner } from './dkim.js';
 import type { OutgoingMessage } from './transport.js';
 
@@ -38,8 +39,9 @@ export interface CampaignRecipient {
   contactId: string;
   campaignId: string;
   subject?: string;
-  html: string;
-  text: string;
+  /** A string, or split at the personal values (templates/recipient-renderer.ts) so the rest is encoded once per campaign. */
+  html: string | SplitText;
+  text: string | SplitText;
   /** `https://…/u/TOKEN`; the token also goes into the mailto: form. */
   unsubscribeUrl: string;
   messageDate: Date;
@@ -228,12 +230,51 @@ function rfc5322Date(date: Date): string {
  * when more than about a tenth of the bytes would be escaped (Cyrillic,
  * Greek, CJK), where quoted-printable would triple them.
  */
-function encodeBody(content: string): { encoding: 'quoted-printable' | 'base64'; content: string } {
+function encodeBody(content: string | SplitText): { encoding: 'quoted-printable' | 'base64'; content: string } {
+  if (typeof content !== 'string') return encodeSplitBody(content);
   const length = Buffer.byteLength(content, 'utf8');
   if ((length - content.length) * 10 <= length) return { encoding: 'quoted-printable', content: quotedPrintable(content) };
   // RFC 2046 §4.1.1: text is encoded in its canonical CRLF form.
   const base64 = Buffer.from(splitLines(content).join(CRLF), 'utf8').toString('base64');
   return { encoding: 'base64', content: base64.match(/.{1,76}/g)?.join(CRLF) ?? '' };
+}
+
+/** Per statics array (one per template shape): how its parts encode, computed once. */
+const encodedStatics = new WeakMap<readonly string[], { encoding: 'quoted-printable' | 'base64'; parts: string[] | null }>();
+
+/**
+ * Quoted-printable of a split text without encoding the shared parts again:
+ * each part is encoded on its own and ends at the start of a line (a soft
+ * line break, RFC 2045 §6.7 rule 5, where it does not end with a line break
+ * of its own), so the encoded parts simply concatenate, and decoding gives
+ * the joined text exactly. Only the personal values are encoded per message.
+ */
+function encodeSplitBody(split: SplitText): { encoding: 'quoted-printable' | 'base64'; content: string } {
+  let cached = encodedStatics.get(split.statics);
+  if (cached === undefined) {
+    const { encoding } = encodeBody(split.statics.join(''));
+    cached = { encoding, parts: encoding === 'quoted-printable' ? split.statics.map(quotedPrintablePart) : null };
+    encodedStatics.set(split.statics, cached);
+  }
+  if (cached.parts === null) {
+    let joined = split.statics[0]!;
+    for (let i = 0; i < split.values.length; i++) joined += split.values[i]! + split.statics[i + 1]!;
+    return encodeBody(joined);
+  }
+  let out = cached.parts[0]!;
+  for (let i = 0; i < split.values.length; i++) out += quotedPrintablePart(split.values[i]!) + cached.parts[i + 1]!;
+  // The last part ends the body: no soft break after it.
+  return { encoding: 'quoted-printable', content: out.endsWith(SOFT_BREAK) ? out.slice(0, -SOFT_BREAK.length) : out };
+}
+
+const SOFT_BREAK = `=${CRLF}`;
+
+/** Quoted-printable of a piece of a body, ending where the next piece may start a line. */
+function quotedPrintablePart(content: string): string {
+  if (content === '') return '';
+  const encoded = quotedPrintable(content);
+  const last = content.charCodeAt(content.length - 1);
+  return last === 0x0a || last === 0x0d ? encoded : encoded + SOFT_BREAK;
 }
 
 function splitLines(content: string): string[] {

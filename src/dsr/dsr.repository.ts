@@ -83,6 +83,11 @@ export async function deleteContactKey(db: Executor, contactId: string): Promise
   await db.deleteFrom('contact_keys').where('contact_id', '=', contactId).execute();
 }
 
+/** Deletes a contact's sealed names; already unreadable once the key is gone, but a personal row all the same. */
+export async function deleteContactNames(db: Executor, contactId: string): Promise<void> {
+  await db.deleteFrom('contact_names').where('contact_id', '=', contactId).execute();
+}
+
 /** Deletes a contact's confirmation tokens, used or not. */
 export async function deleteContactTokens(db: Executor, contactId: string): Promise<void> {
   await db.deleteFrom('confirmation_tokens').where('contact_id', '=', contactId).execute();

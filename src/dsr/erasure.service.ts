@@ -6,11 +6,13 @@
  * re-imported again (Art. 17(3)(b) and (e): the suppression and the proof
  * of consent are kept under a recorded retention justification; Art. 21(3)).
  */
-import { findContactById } from '../contacts/index.js';
-import { ALL_SCOPE, suppressContact, withLedger } from '../consent/index.js';
+import type { Transaction } from 'kysely';
+import { findContactById, findMergedAwayInto } from '../contacts/index.js';
+import { ALL_SCOPE, suppressContact, withLedger, type LedgerWriter } from '../consent/index.js';
+import type { Contact, Tables } from '../storage/index.js';
 import { AppError } from '../shared/errors.js';
 import type { DsrDeps } from './deps.js';
-import { blankContact, deleteContactKey, deleteContactTokens } from './dsr.repository.js';
+import { blankContact, deleteContactKey, deleteContactNames, deleteContactTokens } from './dsr.repository.js';
 
 export type ErasureChannel = 'preference_centre' | 'operator' | 'api';
 
@@ -25,39 +27,59 @@ export interface ErasureRequest {
 /**
  * Erases one contact in one ledger transaction: the `erased` event and its
  * suppression (scope 'all', every provider alias), then the contact row
- * stripped to id and dates, its evidence key and its confirmation tokens
- * deleted. Mail log and delivery rows stay: they hold ids only, and are the
- * record of what was sent (Art. 5(2)). Erasing an erased contact is a no-op.
+ * stripped to id and dates, its evidence key, sealed names and confirmation
+ * tokens deleted. Mail log and delivery rows stay: they hold ids only, and
+ * are the record of what was sent (Art. 5(2)). The records an operator
+ * merged into this contact are the same person and are erased with it, each
+ * with its own `erased` event naming the contact it went with. Erasing an
+ * erased contact (and its merged records) is a no-op.
  */
 export async function eraseContact(deps: DsrDeps, request: ErasureRequest): Promise<{ erased: boolean }> {
   const now = deps.clock.now();
   const erased = await withLedger(deps.db, async (trx, ledger) => {
     const contact = await findContactById(trx, request.contactId);
     if (!contact) throw new AppError('not_found', 'No such contact');
-    if (contact.erased_at) return false;
-    await suppressContact(trx, ledger, {
-      keys: deps.keys.suppressionKeys,
-      contact,
-      // No personal data in this evidence: the key that could open it is about to go.
-      event: {
-        id: deps.newId(),
-        type: 'erased',
-        topicId: null,
-        at: now,
-        evidence: { method: `erasure_${request.channel}`, actor: request.actor ?? defaultActor(request.channel), channel: request.channel },
-      },
-      reason: 'erased',
-      scope: ALL_SCOPE,
-    });
-    await blankContact(trx, contact.id, now.toISOString());
-    await deleteContactKey(trx, contact.id);
-    await deleteContactTokens(trx, contact.id);
-    return true;
+    const records = [contact];
+    for (const id of await findMergedAwayInto(trx, contact.id)) {
+      const merged = await findContactById(trx, id);
+      if (merged) records.push(merged);
+    }
+    const live = records.filter((r) => r.erased_at === null);
+    for (const record of live) {
+      const extra: Record<string, string> = record.id === contact.id ? {} : { erased_with: contact.id };
+      await eraseRecord(deps, { trx, ledger, request, contact: record, now, extra });
+    }
+    return live.length > 0;
   });
   if (erased && deps.afterErasure) await deps.afterErasure();
   // The contact id only: the address is gone, and must not live on in logs.
   deps.logger.info({ contact: request.contactId, channel: request.channel, erased }, erased ? 'contact erased' : 'contact already erased');
   return { erased };
+}
+
+async function eraseRecord(
+  deps: DsrDeps,
+  v: { trx: Transaction<Tables>; ledger: LedgerWriter; request: ErasureRequest; contact: Contact; now: Date; extra: Record<string, string> },
+): Promise<void> {
+  const { trx, request, contact } = v;
+  await suppressContact(trx, v.ledger, {
+    keys: deps.keys.suppressionKeys,
+    contact,
+    // No personal data in this evidence: the key that could open it is about to go.
+    event: {
+      id: deps.newId(),
+      type: 'erased',
+      topicId: null,
+      at: v.now,
+      evidence: { method: `erasure_${request.channel}`, actor: request.actor ?? defaultActor(request.channel), channel: request.channel, ...v.extra },
+    },
+    reason: 'erased',
+    scope: ALL_SCOPE,
+  });
+  await blankContact(trx, contact.id, v.now.toISOString());
+  await deleteContactKey(trx, contact.id);
+  await deleteContactNames(trx, contact.id);
+  await deleteContactTokens(trx, contact.id);
 }
 
 function defaultActor(channel: ErasureChannel): string {

@@ -45,7 +45,15 @@ const exportSchema: JsonSchema = {
     format: { const: 'assent-export/1' },
     generated_at: time,
     personal_data: { enum: ['opened', 'erased', 'unreadable'] },
-    profile: object({ id: str, address: strOrNull, locale: strOrNull, created_at: time, erased_at: strOrNull }),
+    profile: object({
+      id: str,
+      address: strOrNull,
+      first_name: strOrNull,
+      last_name: strOrNull,
+      locale: strOrNull,
+      created_at: time,
+      erased_at: strOrNull,
+    }),
     consent_events: array(
       object({
         seq: { type: 'integer' },

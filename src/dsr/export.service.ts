@@ -5,7 +5,7 @@
  * own address, so nothing of anyone else can slip in.
  */
 import type { Transaction } from 'kysely';
-import { findContactById, findContactKey, unwrapContactKey } from '../contacts/index.js';
+import { findContactById, findContactKey, readContactNames, unwrapContactKey } from '../contacts/index.js';
 import { findStates, lookupHashes, readContactEvents } from '../consent/index.js';
 import { findTopicsByIds } from '../topics/index.js';
 import { AppError } from '../shared/errors.js';
@@ -44,6 +44,7 @@ async function loadRows(deps: DsrDeps, trx: Transaction<Tables>, contactId: stri
     now: deps.clock.now(),
     contact,
     contactKey: key,
+    names: key ? ((await readContactNames(trx, deps.keys.masterKeys, [contact.id])).get(contact.id) ?? null) : null,
     keyState: state,
     events,
     states,

@@ -4,7 +4,7 @@
  * the data plus the information about its processing, in a structured,
  * commonly used, machine-readable form (JSON, schema in export-schema.ts).
  */
-import { openPersonal, type PersonalData } from '../contacts/index.js';
+import { openPersonal, type ContactNames, type PersonalData } from '../contacts/index.js';
 import type { ConsentEventRow, ConsentStateRow, Contact, Topic } from '../storage/index.js';
 
 export const EXPORT_FORMAT = 'assent-export/1';
@@ -37,7 +37,16 @@ export interface ContactExport {
   generated_at: string;
   /** 'opened' when sealed evidence could be read, 'erased' after Art. 17 crypto-shredding. */
   personal_data: 'opened' | 'erased' | 'unreadable';
-  profile: { id: string; address: string | null; locale: string | null; created_at: string; erased_at: string | null };
+  /** Names are null when none were given, or once erased (sealed under the shredded key). */
+  profile: {
+    id: string;
+    address: string | null;
+    first_name: string | null;
+    last_name: string | null;
+    locale: string | null;
+    created_at: string;
+    erased_at: string | null;
+  };
   consent_events: ExportedEvent[];
   consent_states: { topic: TopicRef; state: string; since: string }[];
   messages: {
@@ -70,6 +79,8 @@ export interface ExportRows {
   now: Date;
   contact: Contact;
   contactKey: Buffer | null;
+  /** Opened names; null when none are stored or they cannot be opened. */
+  names: ContactNames | null;
   keyState: ContactExport['personal_data'];
   events: ConsentEventRow[];
   states: ConsentStateRow[];
@@ -91,7 +102,15 @@ export function buildExport(rows: ExportRows): ContactExport {
     format: EXPORT_FORMAT,
     generated_at: rows.now.toISOString(),
     personal_data: rows.keyState,
-    profile: { id: contact.id, address: contact.address, locale: contact.locale, created_at: contact.created_at, erased_at: contact.erased_at },
+    profile: {
+      id: contact.id,
+      address: contact.address,
+      first_name: rows.names?.first_name ?? null,
+      last_name: rows.names?.last_name ?? null,
+      locale: contact.locale,
+      created_at: contact.created_at,
+      erased_at: contact.erased_at,
+    },
     consent_events: rows.events.map((e) => ({
       seq: Number(e.seq),
       id: e.id,
@@ -155,7 +174,7 @@ function information(rows: ExportRows): ExportInformation {
       .filter((t) => topicIds.has(t.id))
       .map((t) => ({ topic: t.slug, name: t.name, description: t.description })),
     categories: [
-      'Email address and preferred language',
+      'Email address, name (when given) and preferred language',
       'IP address and browser user agent at sign-up and confirmation (consent evidence, Art. 7(1))',
       'Consent history per topic, with the consent text version shown',
       'Messages sent to you (Message-IDs, times, campaign subjects)',

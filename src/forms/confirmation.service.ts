@@ -1,8 +1,12 @@
-import { findContactById, findContactKey, sealPersonal, unwrapContactKey } from '../contacts/index.js';
+import type { Transaction } from 'kysely';
+import { findContactById, findContactKey, keptContactOf, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import {
   ALL_SCOPE,
   buildReceiptClaims,
+  collectionMethodOf,
+  deleteSuppressionRows,
   findEvent,
+  findSuppressionRows,
   findStates,
   lookupHashes,
   readContactEvents,
@@ -15,13 +19,13 @@ import {
 import { hmacHex } from '../shared/crypto.js';
 import { makeMessageId } from '../delivery/compose.js';
 import { findConsentTextsByIds, findTopicsByIds } from '../topics/index.js';
-import type { ConfirmationToken, ConsentEventRow, Contact, Topic } from '../storage/index.js';
+import type { ConfirmationToken, ConsentEventRow, ConsentStateRow, Contact, Tables, Topic } from '../storage/index.js';
 import { mailDomain, type SignupDeps } from './deps.js';
 import { receiptMail } from './mails.js';
-import { deliverSystemMail, hashToken } from './signup.service.js';
+import { hashToken } from './confirmation-request.js';
+import { deliverSystemMail } from './system-mail.js';
 import { consumeToken, findTokenByHash } from './token.repository.js';
 import { CENTRE_METHOD, planSuppressionLift, type SuppressionRow } from './resubscription.js';
-import { deleteSuppressionRows, findSuppressionRows } from './resubscription.repository.js';
 
 export type TokenView = { valid: true; topics: { slug: string; name: string }[]; locale: string | null } | { valid: false };
 
@@ -30,7 +34,7 @@ export async function inspectConfirmation(deps: SignupDeps, token: string): Prom
   const row = await usableToken(deps, token);
   if (!row) return { valid: false };
   const topics = await findTopicsByIds(deps.db, JSON.parse(row.topic_ids) as string[]);
-  const contact = await findContactById(deps.db, row.contact_id);
+  const contact = await answeringContact(deps.db, row.contact_id);
   if (!contact || contact.erased_at) return { valid: false };
   return { valid: true, topics: topics.map((t) => ({ slug: t.slug, name: t.name })), locale: contact.locale };
 }
@@ -41,6 +45,9 @@ export type ConfirmResult = { confirmed: true; topics: string[]; receiptsSent: n
  * The double opt-in click (POST): consumes the token and records `confirmed`
  * with its own evidence for every topic still awaiting it, then mails a
  * signed receipt per topic. A used, expired or unknown token changes nothing.
+ * A token issued to a contact an operator has since merged into another
+ * confirms on the kept contact, and only the requests it was issued for
+ * that the merge carried there: the merged-away record is never revived.
  */
 export async function confirmSubscription(
   deps: SignupDeps,
@@ -51,20 +58,16 @@ export async function confirmSubscription(
   if (!row) return { confirmed: false };
   const outcome = await withLedger(deps.db, async (trx, ledger) => {
     if (!(await consumeToken(trx, row.id, now.toISOString()))) return null;
-    const contact = await findContactById(trx, row.contact_id);
+    const contact = await answeringContact(trx, row.contact_id);
     if (!contact || contact.erased_at || !contact.match_key) return null;
     const topicIds = JSON.parse(row.topic_ids) as string[];
     const suppressions = await findSuppressionRows(trx, lookupHashes(deps.keys.suppressionKeys, contact.match_key), [ALL_SCOPE, ...topicIds]);
     const states = await findStates(trx, contact.id);
     const awaiting = states.filter((s) => topicIds.includes(s.topic_id) && s.state === 'requested');
-    if (awaiting.length === 0) {
+    const requested = await awaitedRequests(trx, { awaiting, row, merged: contact.id !== row.contact_id });
+    if (requested.length === 0) {
       return suppressions.length > 0 ? null : { contact, events: [] as ConsentEventRow[], requested: [] as ConsentEventRow[] };
     }
-    const requested = await trx
-      .selectFrom('consent_events')
-      .selectAll()
-      .where('seq', 'in', awaiting.map((s) => s.event_seq))
-      .execute();
     // A suppression that arrived after the request wins: a confirmation
     // through an old link does not undo a later objection or complaint. Only
     // the person's own earlier objection, answered by a request from their
@@ -79,12 +82,43 @@ export async function confirmSubscription(
     await deleteSuppressionRows(trx, lift.lift);
     const key = unwrapContactKey(deps.keys.masterKeys, contact.id, (await findContactKey(trx, contact.id))!);
     const personal = sealPersonal(key, { ip: input.ip, user_agent: input.userAgent });
-    const events = await ledger.append(requested.map((req) => confirmedEvent(deps, { req, row, personal, now, lifted: lift.lift })));
+    const events = await ledger.append(requested.map((req) => confirmedEvent(deps, { contactId: contact.id, req, row, personal, now, lifted: lift.lift })));
     return { contact, events, requested };
   });
   if (!outcome) return { confirmed: false };
   const receiptsSent = await sendReceipts(deps, outcome);
   return { confirmed: true, topics: outcome.events.map((e) => e.topic_id!), receiptsSent };
+}
+
+/** The contact a token acts on: the one it was issued to, or the contact that one was merged into. */
+async function answeringContact(db: SignupDeps['db'] | Transaction<Tables>, contactId: string): Promise<Contact | undefined> {
+  const named = await findContactById(db, contactId);
+  return named && keptContactOf(db, named);
+}
+
+/**
+ * The `requested` events the awaiting states stand on. A state an operator
+ * merge carried over stands on a merge event that names the original
+ * request (`source_event`): that request, with its form and consent text, is
+ * what the confirmation confirms. Through a merge, only the requests this
+ * token was issued for count, never another pending request of the kept
+ * contact.
+ */
+async function awaitedRequests(
+  trx: Transaction<Tables>,
+  v: { awaiting: ConsentStateRow[]; row: ConfirmationToken; merged: boolean },
+): Promise<ConsentEventRow[]> {
+  if (v.awaiting.length === 0) return [];
+  const stateEvents = await trx.selectFrom('consent_events').selectAll().where('seq', 'in', v.awaiting.map((s) => s.event_seq)).execute();
+  const out: ConsentEventRow[] = [];
+  for (const event of stateEvents) {
+    const source = (JSON.parse(event.evidence) as { source_event?: unknown }).source_event;
+    const request = event.type === 'requested' && typeof source === 'string' ? await findEvent(trx, source) : event;
+    if (!request || request.type !== 'requested' || request.topic_id !== event.topic_id) continue;
+    if (v.merged && (JSON.parse(request.evidence) as { token_id?: unknown }).token_id !== v.row.id) continue;
+    out.push(request);
+  }
+  return out;
 }
 
 async function usableToken(deps: SignupDeps, token: string): Promise<ConfirmationToken | undefined> {
@@ -96,13 +130,13 @@ async function usableToken(deps: SignupDeps, token: string): Promise<Confirmatio
 
 function confirmedEvent(
   deps: SignupDeps,
-  v: { req: ConsentEventRow; row: ConfirmationToken; personal: string; now: Date; lifted: SuppressionRow[] },
+  v: { contactId: string; req: ConsentEventRow; row: ConfirmationToken; personal: string; now: Date; lifted: SuppressionRow[] },
 ): EventDraft {
   const requested = JSON.parse(v.req.evidence) as Record<string, unknown>;
   const fromCentre = requested.method === CENTRE_METHOD;
   return {
     id: deps.newId(),
-    contactId: v.req.contact_id,
+    contactId: v.contactId,
     topicId: v.req.topic_id,
     type: 'confirmed',
     occurredAt: v.now,
@@ -182,17 +216,6 @@ async function buildReceipt(
   return { claims, jws: await signReceipt(claims, deps.keys.receiptKeys[0]!), topic };
 }
 
-/**
- * The receipt's collectionMethod for each way a confirmed consent was asked
- * for; 're_permission' is what campaigns/repermission-confirm.service.ts
- * records and signs, so a receipt issued again says the same.
- */
-const receiptMethods: Record<string, string> = {
-  web_form: 'web_form_double_opt_in',
-  [CENTRE_METHOD]: 'preference_centre_double_opt_in',
-  re_permission: 're_permission_email_confirmation',
-};
-
 function receiptClaims(
   deps: SignupDeps,
   v: {
@@ -205,7 +228,8 @@ function receiptClaims(
   },
 ) {
   const { controller } = deps.settings;
-  const requestMethod = (JSON.parse(v.requested.evidence) as { method?: unknown }).method;
+  const confirmedMethod = (JSON.parse(v.event.evidence) as { method?: unknown }).method;
+  const requestMethod = v.requested === v.event ? undefined : (JSON.parse(v.requested.evidence) as { method?: unknown }).method;
   return buildReceiptClaims({
     receiptId: v.event.id,
     controller: { name: controller.name, contact: controller.name, email: controller.email, address: controller.address, url: deps.settings.publicUrl },
@@ -217,7 +241,7 @@ function receiptClaims(
     consentText: v.text,
     consentedAt: new Date(v.requested.occurred_at),
     confirmedAt: new Date(v.event.occurred_at),
-    method: receiptMethods[String(requestMethod)] ?? 'web_form_double_opt_in',
+    method: collectionMethodOf(confirmedMethod, requestMethod),
     formId: (JSON.parse(v.event.evidence) as { form_id?: string }).form_id,
     ledgerEventHash: v.event.hash,
     ledgerEventSeq: v.event.seq,

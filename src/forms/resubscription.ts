@@ -3,7 +3,9 @@
  * lift a person's own objection (DESIGN.md: "only a fresh, confirmed double
  * opt-in by that person lifts a suppression"), so its rules are narrow.
  */
-import { selfLiftableReasons } from '../consent/index.js';
+import { selfLiftableReasons, type SuppressionRow } from '../consent/index.js';
+
+export type { SuppressionRow };
 
 /** The method recorded on `requested` events made in the preference centre. */
 export const CENTRE_METHOD = 'preference_centre';
@@ -28,15 +30,6 @@ export function planResubscription(input: {
   if (topicIds.length === 0) return { send: false, reason: 'nothing_new' };
   if (input.confirmationsToday >= input.confirmationsPerDay) return { send: false, reason: 'throttled' };
   return { send: true, topicIds };
-}
-
-export interface SuppressionRow {
-  key_hash: string;
-  key_version: number;
-  scope: string;
-  reason: string;
-  created_at: string;
-  event_seq: number | null;
 }
 
 export type LiftPlan = { ok: true; lift: SuppressionRow[] } | { ok: false };

@@ -1,4 +1,4 @@
-import { findContactById } from '../contacts/index.js';
+import { findContactById, keptContactOf } from '../contacts/index.js';
 import { findEvent, findStates, findSuppressions, lookupHashes, readContactEvents, selfLiftableReasons } from '../consent/index.js';
 import { reissueReceipt, requestTopicSubscription, type SubscriptionRequestResult } from '../forms/index.js';
 import { findTopicBySlug } from '../topics/index.js';
@@ -14,12 +14,16 @@ export type ResolvedLink = { claims: LinkClaims; contact: Contact };
 /**
  * A signed link and the living contact it names, or null for anything else:
  * bad MAC, wrong purpose, unknown or erased contact all look the same to the
- * caller, who answers with one neutral page (issue 4, point 2).
+ * caller, who answers with one neutral page (issue 4, point 2). A link
+ * naming a contact an operator merged into another (mailed before the
+ * merge) acts on the kept contact, where the person's states now are: an
+ * unsubscribe through it must withdraw the consent that is still used.
  */
 export async function resolveLink(deps: PreferenceDeps, token: unknown, purpose: LinkPurpose): Promise<ResolvedLink | null> {
   const verified = verifyLinkToken(deps.linkKeys, token, purpose);
   if (!verified.ok) return null;
-  const contact = await findContactById(deps.db, verified.claims.contactId);
+  const named = await findContactById(deps.db, verified.claims.contactId);
+  const contact = named && (await keptContactOf(deps.db, named));
   if (!contact || contact.erased_at !== null || !contact.match_key) return null;
   return { claims: verified.claims, contact };
 }

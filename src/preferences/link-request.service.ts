@@ -1,4 +1,4 @@
-import { findContactByMatchKey, parseAddress } from '../contacts/index.js';
+import { findContactByMatchKey, keptContactOf, parseAddress } from '../contacts/index.js';
 import { ALL_SCOPE } from '../consent/index.js';
 import { deliverSystemMail, mailDomain } from '../forms/index.js';
 import { makeMessageId } from '../delivery/compose.js';
@@ -23,7 +23,9 @@ export type LinkRequestResult = { kind: 'invalid' } | { kind: 'accepted'; sent: 
 export async function requestPreferenceLink(deps: PreferenceDeps, input: { address: string; locale: string }): Promise<LinkRequestResult> {
   const parsed = parseAddress(input.address);
   if (!parsed.ok) return { kind: 'invalid' };
-  const contact = await findContactByMatchKey(deps.db, parsed.matchKey);
+  const found = await findContactByMatchKey(deps.db, parsed.matchKey);
+  // A merged-away address gets the centre of the contact it was merged into, as its old links do.
+  const contact = found && (await keptContactOf(deps.db, found));
   if (!contact || contact.erased_at !== null || !contact.address) return { kind: 'accepted', sent: false };
   const since = new Date(deps.clock.now().getTime() - DAY_MS).toISOString();
   if ((await countMailsSince(deps.db, { contactId: contact.id, kind: LINK_MAIL_KIND, since })) >= LINKS_PER_DAY) {

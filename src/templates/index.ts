@@ -25,6 +25,15 @@ export {
 } from './template.js';
 export { liquidLimits } from './liquid.js';
 export {
+  createRecipientRenderer,
+  joinSplit,
+  splitEligible,
+  type RecipientRenderer,
+  type RecipientRendering,
+  type RecipientValues,
+  type SplitText,
+} from './recipient-renderer.js';
+export {
   addTemplate,
   storeTemplate,
   listTemplates,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { databaseTargets, type TestDatabase } from '../../test/support/databases.js';
 import { runAssent, repoRoot } from '../../test/support/server-process.js';
-import { insertContact } from '../contacts/index.js';
+import { createContactKey, insertContact, insertContactKey, sealContactNames, type MasterKey } from '../contacts/index.js';
 import { fixedClock } from '../shared/clock.js';
 import { sha256Hex } from '../shared/crypto.js';
 import { isAppError } from '../shared/errors.js';
@@ -19,7 +19,17 @@ const newsletter = readFileSync(newsletterFile, 'utf8');
 const badMjml = '<mjml><mj-body><mj-section><mj-column>\n<mj-text foo="x">hi</mj-text>\n<mj-bogus /></mj-column></mj-section></mj-body></mjml>';
 const plainHtml = '<html><body><p>Hello {{ contact.first_name }}, your address is {{ contact.email }}.</p></body></html>';
 const controller = { name: 'Example Ltd', address: '1 High Street, Exampletown', email: 'privacy@example.org' };
-const preview = { publicUrl: 'https://assent.example.org', controller };
+const masterKeys: MasterKey[] = [{ version: 1, key: Buffer.alloc(32, 5) }];
+const preview = { publicUrl: 'https://assent.example.org', controller, masterKeys };
+
+/** A contact with names sealed under its own key, as an import stores them. */
+async function insertNamedContact(db: Db, input: { id: string; address: string; locale: string | null; names: { first_name: string | null; last_name: string | null } }): Promise<void> {
+  const at = T0.toISOString();
+  await insertContact(db, { id: input.id, address: input.address, match_key: input.address.toLowerCase(), provider_key: null, locale: input.locale, created_at: at, erased_at: null });
+  const { key, wrapped } = createContactKey(masterKeys, input.id);
+  await insertContactKey(db, { contact_id: input.id, wrapped_key: wrapped, created_at: at });
+  await db.insertInto('contact_names').values({ contact_id: input.id, sealed: sealContactNames(key, input.names), updated_at: at }).execute();
+}
 
 for (const target of await databaseTargets()) {
   describe(`template service (${target.name})`, { skip: target.skip }, () => {
@@ -115,6 +125,16 @@ for (const target of await databaseTargets()) {
       assert.deepEqual(forContact.missing, ['unsubscribe', 'preferences', 'postal_address']);
       assert.match(readFileSync(`${out}.txt`, 'utf8'), /Abmelden \[https:\/\/assent\.example\.org\/unsubscribe\/preview\]/);
 
+      // Names are opened with the contact's key and escaped like any merge field.
+      await insertNamedContact(db, { id: 'c-named', address: 'zoe@example.org', locale: 'en', names: { first_name: 'Zoë <b>', last_name: "O'Brien" } });
+      const named = await previewTemplate({ db, ...preview }, { name: 'monthly', contactId: 'c-named', subject: 'For {{ contact.first_name }} {{ contact.last_name }}', outFile: out });
+      assert.match(named.html, /<p>Hello Zoë &lt;b&gt;, your address is zoe@example\.org\.<\/p>/);
+      assert.equal(named.subject, "For Zoë <b> O'Brien");
+      // A key the configured master keys cannot unwrap leaves the names empty rather than failing the preview.
+      const otherKeys = { ...preview, masterKeys: [{ version: 2, key: Buffer.alloc(32, 6) }] };
+      const unreadable = await previewTemplate({ db, ...otherKeys }, { name: 'monthly', contactId: 'c-named', outFile: out });
+      assert.match(unreadable.html, /<p>Hello , your address is zoe@example\.org\.<\/p>/);
+
       await insertContact(db, { id: 'c-erased', address: null, match_key: null, provider_key: null, locale: null, created_at: T0.toISOString(), erased_at: T0.toISOString() });
       for (const contactId of ['c-erased', 'c-unknown']) {
         await assert.rejects(previewTemplate({ db, ...preview }, { name: 'monthly', contactId, outFile: out }), (e: unknown) => isAppError(e, 'not_found'));
@@ -143,6 +163,7 @@ for (const target of await databaseTargets()) {
           ASSENT_DATABASE_URL: database.url,
           ASSENT_PUBLIC_URL: 'https://assent.example.org',
           ASSENT_CONTROLLER_NAME: 'Example Ltd',
+          ASSENT_MASTER_KEY: masterKeys[0]!.key.toString('base64'),
         };
       });
 
@@ -162,6 +183,18 @@ for (const target of await databaseTargets()) {
         assert.match(previewed.stdout, /^template cli-news v1 rendered for sample data\nsubject: Our monthly newsletter\n/);
         assert.match(readFileSync(out, 'utf8'), /Hello Alex,/);
         assert.match(readFileSync(`${out}.txt`, 'utf8'), /Unsubscribe \[https:\/\/assent\.example\.org\/unsubscribe\/preview\]/);
+      });
+
+      test('template preview --contact renders with the contact\'s own names', async () => {
+        await insertNamedContact(db, { id: 'c-cli', address: 'ines@example.org', locale: 'en', names: { first_name: 'Inès', last_name: 'Ruiz' } });
+        const out = join(dir, 'cli', 'contact.html');
+        const previewed = await runAssent(['template', 'preview', 'cli-news', '--contact', 'c-cli', '--out', out], env);
+        assert.equal(previewed.code, 0, previewed.stderr);
+        assert.match(previewed.stdout, /^template cli-news v1 rendered for contact c-cli\n/);
+        const html = readFileSync(out, 'utf8');
+        assert.match(html, /Hello Inès,/);
+        assert.match(html, /Thank you for being with us, Inès\./);
+        assert.doesNotMatch(html, /Alex|Hello there/);
       });
 
       test('bad MJML exits 2 with the problems and their lines, and stores nothing', async () => {

@@ -5,7 +5,7 @@ import { sha256Hex } from '../shared/crypto.js';
 import type { Clock } from '../shared/clock.js';
 import type { IdGenerator } from '../shared/ids.js';
 import type { Db } from '../storage/index.js';
-import { findContactById } from '../contacts/index.js';
+import { findContactById, readContactNames, type MasterKey } from '../contacts/index.js';
 import {
   compileTemplate,
   detectFormat,
@@ -135,6 +135,8 @@ export async function loadCompiledTemplate(
 export interface PreviewSettings {
   publicUrl: string;
   controller: ControllerSettings;
+  /** Open a stored contact's sealed names. */
+  masterKeys: MasterKey[];
 }
 
 export interface Preview extends RenderedMessage {
@@ -157,7 +159,7 @@ export async function previewTemplate(
   const { template, compiled } = await loadCompiledTemplate(deps, input);
   const controller = controllerContext(deps.controller);
   const sample = sampleContext({ controller });
-  const contact = input.contactId === undefined ? sample.contact : await contactFields(deps.db, input.contactId);
+  const contact = input.contactId === undefined ? sample.contact : await contactFields(deps, input.contactId);
   const context: RenderContext = {
     ...sample,
     contact,
@@ -173,13 +175,14 @@ export async function previewTemplate(
   return { ...rendered, template, lint: lintTemplate(compiled, { ...sample, contact }), htmlFile: input.outFile, textFile };
 }
 
-/** The fields a template sees for a stored contact; names are not stored yet, so they render empty. */
-async function contactFields(db: Db, contactId: string): Promise<Record<string, string | null>> {
-  const contact = await findContactById(db, contactId);
+/** The fields a template sees for a stored contact, as a campaign would render them; names it has none of render empty. */
+async function contactFields(deps: { db: Db; masterKeys: MasterKey[] }, contactId: string): Promise<Record<string, string | null>> {
+  const contact = await findContactById(deps.db, contactId);
   if (!contact) throw new AppError('not_found', `no contact "${contactId}"`);
   // An erased person's data is gone (GDPR Art. 17); nothing is rendered for them.
   if (contact.erased_at !== null || contact.address === null) throw new AppError('not_found', `contact "${contactId}" has been erased`);
-  return { email: contact.address, locale: contact.locale, first_name: null, last_name: null };
+  const names = (await readContactNames(deps.db, deps.masterKeys, [contact.id])).get(contact.id);
+  return { email: contact.address, locale: contact.locale, first_name: names?.first_name ?? null, last_name: names?.last_name ?? null };
 }
 
 function controllerContext(controller: ControllerSettings | undefined): RenderContext['controller'] {

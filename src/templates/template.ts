@@ -41,6 +41,8 @@ export interface CompiledTemplate {
    * shortcut did not provably give the same text for this template.
    */
   readonly textMode: 'template' | 'converted';
+  /** The Liquid sources as written for Liquid to parse: the body's HTML and the subject. */
+  readonly sources: readonly string[];
   render(context: RenderContext): RenderedMessage;
 }
 
@@ -66,13 +68,21 @@ export async function compileTemplate(input: TemplateInput): Promise<CompiledTem
   const text = textEngine();
   const source = input.format === 'mjml' ? await compileMjml(html, input.source) : input.source;
   const body = parseLiquid(html, source, 'the template');
-  const subject = parseLiquid(text, input.subject ?? titleOf(source), 'the subject');
+  const subjectSource = input.subject ?? titleOf(source);
+  const subject = parseLiquid(text, subjectSource, 'the subject');
   const variables = [...new Set([...html.globalVariablesSync(body), ...text.globalVariablesSync(subject)])];
   const exact = renderer({ html, text, body, subject, textBody: undefined });
   const textBody = parseTextBody(text, source);
   const fast = textBody ? renderer({ html, text, body, subject, textBody }) : undefined;
   const useFast = fast !== undefined && sameText(exact, fast);
-  return { format: input.format, html: source, variables, textMode: useFast ? 'template' : 'converted', render: useFast ? fast : exact };
+  return {
+    format: input.format,
+    html: source,
+    variables,
+    textMode: useFast ? 'template' : 'converted',
+    sources: [source, subjectSource],
+    render: useFast ? fast : exact,
+  };
 }
 
 function renderer(parts: Parts): (context: RenderContext) => RenderedMessage {

@@ -1,0 +1,205 @@
+/**
+ * After an operator merges a probable duplicate B into A (issue 5 point 3),
+ * everything the person does through B's address or B's old links acts on
+ * A, where their states now are, and B is never revived beside it: a
+ * sign-up, a confirmation link mailed before the merge, the preference
+ * centre and its unsubscribe, a subscription from the centre, and erasure
+ * (one person, every record). On every database.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { confirmRepermission, createRepermissionCampaign, inspectRepermission, mergeProbableDuplicates } from '../src/campaigns/index.js';
+import { readContactEvents, verifyLedger, withLedger } from '../src/consent/index.js';
+import { createContactKey, findContactByMatchKey, findContactById, insertContact, insertContactKey, parseAddress } from '../src/contacts/index.js';
+import { eraseContact } from '../src/dsr/index.js';
+import { addForm, requestTopicSubscription } from '../src/forms/index.js';
+import { loadCentre, resolveLink, signLinkToken, unsubscribeByLink, type PreferenceDeps } from '../src/preferences/index.js';
+import { addTopic, defaultConsentText } from '../src/topics/index.js';
+import { newId } from '../src/shared/ids.js';
+import type { Contact } from '../src/storage/index.js';
+import { databaseTargets } from './support/databases.js';
+import { startTestRuntime, type TestRuntime } from './support/runtime.js';
+import { confirmLinkFrom, openConfirm, submitForm } from './support/http.js';
+
+const START = new Date('2026-03-01T10:00:00.000Z');
+const DAY_MS = 86_400_000;
+// Probable duplicates: one Gmail mailbox under two match keys (ADR-07).
+const KEPT = 'janedoe@gmail.com';
+const OTHER = 'jane.doe+news@gmail.com';
+
+for (const target of await databaseTargets()) {
+  describe(`a merged-away contact acts through the kept one (${target.name})`, { skip: target.skip }, () => {
+    let rt: TestRuntime;
+    let kept: Contact;
+    let other: Contact;
+    let pendingToken: string;
+    const db = () => rt.runtime.storage.db;
+    const prefs = (): PreferenceDeps => ({ ...rt.runtime.signup, linkKeys: rt.runtime.secrets.linkKeys });
+    const contactOf = async (address: string) => {
+      const parsed = parseAddress(address);
+      assert.ok(parsed.ok);
+      return (await findContactByMatchKey(db(), parsed.matchKey))!;
+    };
+    const statesOf = async (contactId: string) =>
+      Object.fromEntries(
+        (await db().selectFrom('consent_states').innerJoin('topics', 'topics.id', 'consent_states.topic_id').select(['topics.slug', 'consent_states.state']).where('contact_id', '=', contactId).execute())
+          .map((s) => [s.slug, s.state]),
+      );
+    const typesOf = async (contactId: string) => (await readContactEvents(db(), contactId)).map((e) => e.type);
+    const sign = async (address: string, topics: string | string[]) => {
+      const sent = rt.transport.sent.length;
+      const response = await submitForm(rt.app, 'all', { email: address, topics }, { remoteAddress: '203.0.113.7' });
+      assert.equal(response.statusCode, 200);
+      return rt.transport.sent.slice(sent);
+    };
+
+    before(async () => {
+      rt = await startTestRuntime(target, { start: START });
+      const deps = { db: db(), clock: rt.clock, newId };
+      for (const [slug, name] of [['offers', 'Offers'], ['events', 'Events']] as const) {
+        await addTopic(deps, { slug, name, description: `${name} by mail.`, consentText: defaultConsentText({ controllerName: 'Example Ltd', topicName: name }), locale: 'en' });
+      }
+      await addForm(deps, { slug: 'all', title: 'All', topics: [{ slug: 'newsletter' }, { slug: 'offers' }, { slug: 'events' }] });
+
+      // A confirms the newsletter; B asks for offers and has not confirmed yet.
+      const [confirmA] = await sign(KEPT, 'newsletter');
+      assert.equal((await openConfirm(rt.app, 'POST', confirmLinkFrom(confirmA!).token)).statusCode, 200);
+      const [confirmB] = await sign(OTHER, 'offers');
+      pendingToken = confirmLinkFrom(confirmB!).token;
+      kept = await contactOf(KEPT);
+      other = await contactOf(OTHER);
+      assert.notEqual(kept.id, other.id);
+      await mergeProbableDuplicates(deps, { keepId: kept.id, otherId: other.id });
+      assert.deepEqual(await statesOf(kept.id), { newsletter: 'confirmed', offers: 'requested' });
+      assert.deepEqual(await statesOf(other.id), {});
+    });
+    after(async () => {
+      await rt?.close();
+    });
+
+    test('a confirmation link mailed to B before the merge confirms on A, with B\'s request as its evidence', async () => {
+      const otherEvents = await readContactEvents(db(), other.id);
+      const request = otherEvents.find((e) => e.type === 'requested')!;
+      const sent = rt.transport.sent.length;
+      rt.clock.advance(60_000);
+      assert.equal((await openConfirm(rt.app, 'POST', pendingToken)).statusCode, 200);
+      assert.deepEqual(await statesOf(kept.id), { newsletter: 'confirmed', offers: 'confirmed' });
+      assert.deepEqual(await statesOf(other.id), {});
+      assert.deepEqual((await readContactEvents(db(), other.id)).map((e) => e.id), otherEvents.map((e) => e.id), 'nothing new on B');
+      const confirmed = (await readContactEvents(db(), kept.id)).at(-1)!;
+      assert.equal(confirmed.type, 'confirmed');
+      const evidence = JSON.parse(confirmed.evidence) as Record<string, unknown>;
+      assert.equal(evidence.requested_event, request.id);
+      assert.equal(evidence.form_slug, 'all');
+      // The receipt goes to the kept contact's address.
+      assert.deepEqual(rt.transport.sent.slice(sent).map((m) => m.envelope.to), [[KEPT]]);
+    });
+
+    test('a sign-up with B\'s address records the request on A and mails A; a topic A holds is nothing new', async () => {
+      const counts = await db().selectFrom('contacts').select('id').execute();
+      assert.deepEqual(await sign(OTHER, ['newsletter', 'offers']), [], 'both already confirmed on A');
+      const mails = await sign(OTHER, 'events');
+      assert.deepEqual(mails.map((m) => m.envelope.to), [[KEPT]]);
+      assert.equal((await db().selectFrom('contacts').select('id').execute()).length, counts.length, 'no new contact');
+      assert.deepEqual(await statesOf(other.id), {});
+      assert.equal((await typesOf(other.id)).includes('confirmed'), false);
+      const token = await db().selectFrom('confirmation_tokens').select('contact_id').orderBy('created_at', 'desc').executeTakeFirstOrThrow();
+      assert.equal(token.contact_id, kept.id);
+      assert.equal((await openConfirm(rt.app, 'POST', confirmLinkFrom(mails[0]!).token)).statusCode, 200);
+      assert.deepEqual(await statesOf(kept.id), { newsletter: 'confirmed', offers: 'confirmed', events: 'confirmed' });
+      assert.deepEqual(await statesOf(other.id), {});
+    });
+
+    test('B\'s old preference link shows A\'s centre, and B\'s old unsubscribe link withdraws A\'s consent', async () => {
+      const centre = await resolveLink(prefs(), signLinkToken(prefs().linkKeys, { purpose: 'preferences', contactId: other.id }), 'preferences');
+      assert.equal(centre?.contact.id, kept.id);
+      const view = await loadCentre(prefs(), centre!.contact);
+      assert.deepEqual(view.topics.filter((t) => t.status !== 'none').map((t) => [t.slug, t.status]).sort(), [['events', 'confirmed'], ['newsletter', 'confirmed'], ['offers', 'confirmed']]);
+
+      const newsletter = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      const token = signLinkToken(prefs().linkKeys, { purpose: 'unsubscribe', contactId: other.id, topicId: newsletter.id });
+      const result = await unsubscribeByLink(prefs(), { token, channel: 'one_click_header', ip: '198.51.100.1', userAgent: 'Mail client' });
+      assert.equal(result?.outcome, 'withdrawn');
+      assert.equal((await statesOf(kept.id)).newsletter, 'withdrawn');
+      assert.deepEqual(await statesOf(other.id), {});
+    });
+
+    test('a subscription asked from B\'s centre is a double opt-in on A', async () => {
+      rt.clock.advance(DAY_MS + 1);
+      const offers = await db().selectFrom('topics').select('id').where('slug', '=', 'offers').executeTakeFirstOrThrow();
+      await unsubscribeByLink(prefs(), {
+        token: signLinkToken(prefs().linkKeys, { purpose: 'unsubscribe', contactId: kept.id, topicId: offers.id }),
+        channel: 'one_click_header',
+        ip: '198.51.100.1',
+        userAgent: 'Mail client',
+      });
+      const sent = rt.transport.sent.length;
+      const result = await requestTopicSubscription(rt.runtime.signup, { contactId: other.id, topicIds: [offers.id], ip: '198.51.100.2', userAgent: 'Browser', locale: 'en' });
+      assert.deepEqual(result, { sent: true, topicIds: [offers.id] });
+      assert.deepEqual(rt.transport.sent.slice(sent).map((m) => m.envelope.to), [[KEPT]]);
+      assert.equal((await statesOf(kept.id)).offers, 'requested');
+      assert.deepEqual(await statesOf(other.id), {});
+    });
+
+    test('GDPR-17: erasing the kept contact erases the record merged into it too; the ledger verifies', async () => {
+      assert.deepEqual(await eraseContact(rt.runtime.signup, { contactId: kept.id, channel: 'operator', actor: 'admin' }), { erased: true });
+      for (const id of [kept.id, other.id]) {
+        const row = await findContactById(db(), id);
+        assert.deepEqual([row?.address, row?.match_key, row?.erased_at], [null, null, rt.clock.now().toISOString()]);
+        assert.equal((await typesOf(id)).at(-1), 'erased');
+      }
+      const erasedB = (await readContactEvents(db(), other.id)).at(-1)!;
+      assert.equal((JSON.parse(erasedB.evidence) as Record<string, unknown>).erased_with, kept.id);
+      assert.equal((await db().selectFrom('contact_keys').select('contact_id').where('contact_id', 'in', [kept.id, other.id]).execute()).length, 0);
+      assert.equal((await verifyLedger(db())).ok, true);
+      // Either address signing up again sends nothing.
+      assert.deepEqual(await sign(OTHER, 'events'), []);
+      assert.deepEqual(await sign(KEPT, 'events'), []);
+      assert.deepEqual(await eraseContact(rt.runtime.signup, { contactId: kept.id, channel: 'operator' }), { erased: false });
+    });
+  });
+}
+
+for (const target of await databaseTargets()) {
+  describe(`a re-permission request mailed before a merge (${target.name})`, { skip: target.skip }, () => {
+    let rt: TestRuntime;
+    const db = () => rt.runtime.storage.db;
+    const ids = { kept: newId(), other: newId() };
+
+    before(async () => {
+      rt = await startTestRuntime(target, { start: START });
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      // As an import leaves them: B imported for the newsletter, A with no state yet.
+      await withLedger(db(), async (trx, ledger) => {
+        for (const [id, address] of [[ids.kept, KEPT], [ids.other, OTHER]] as const) {
+          const parsed = parseAddress(address);
+          assert.ok(parsed.ok);
+          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: START.toISOString(), erased_at: null });
+          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: START.toISOString() });
+        }
+        await ledger.append([{ id: newId(), contactId: ids.other, topicId: topic.id, type: 'imported', occurredAt: START, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } }]);
+      });
+    });
+    after(async () => {
+      await rt?.close();
+    });
+
+    test('the link confirms on the kept contact; the merged-away one stays without states', async () => {
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      const deps = { db: db(), clock: rt.clock, newId };
+      const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline: new Date(START.getTime() + 14 * DAY_MS), fromAddress: 'Example Ltd <news@assent.example.org>' });
+      const token = signLinkToken(rt.runtime.secrets.linkKeys, { purpose: 'repermission', contactId: ids.other, topicId: topic.id, campaignId: campaign.id });
+      await mergeProbableDuplicates(deps, { keepId: ids.kept, otherId: ids.other });
+      const repermission = { ...rt.runtime.signup, linkKeys: rt.runtime.secrets.linkKeys };
+      assert.equal((await inspectRepermission(repermission, token)).valid, true);
+      const sent = rt.transport.sent.length;
+      rt.clock.advance(60_000);
+      assert.deepEqual(await confirmRepermission(repermission, { token, textVersion: 1, ip: '203.0.113.9', userAgent: 'Browser' }), { kind: 'confirmed', locale: 'en', receiptSent: true });
+      const states = await db().selectFrom('consent_states').select(['contact_id', 'state']).where('topic_id', '=', topic.id).execute();
+      assert.deepEqual(states, [{ contact_id: ids.kept, state: 'confirmed' }]);
+      assert.deepEqual((await readContactEvents(db(), ids.other)).map((e) => e.type), ['imported', 'merged']);
+      assert.deepEqual(rt.transport.sent.slice(sent).map((m) => m.envelope.to), [[KEPT]], 'the receipt goes to the kept address');
+      assert.equal((await verifyLedger(db())).ok, true);
+    });
+  });
+}
