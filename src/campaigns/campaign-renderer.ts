@@ -53,14 +53,22 @@ interface Prepared {
   builder: PreparedCampaignMessage;
 }
 
-export function createCampaignRenderer(deps: RendererDeps): (target: RenderTarget) => Promise<OutgoingMessage> {
+export interface CampaignRenderer {
+  (target: RenderTarget): Promise<OutgoingMessage>;
+  /** Loads what rendering needs for a claimed batch in one go, ahead of the renders (optional, an optimisation). */
+  prefetch(targets: readonly RenderTarget[]): void;
+}
+
+export function createCampaignRenderer(deps: RendererDeps): CampaignRenderer {
   const regular = createRegularRenderer(deps);
   // A re-permission request is written by Assent, never from an operator template (issue 5 point 4).
   const repermission = createRepermissionRenderer(deps);
-  return async (target) => ((await repermission.owns(target.campaignId)) ? repermission.render(target) : regular(target));
+  const render = async (target: RenderTarget) =>
+    (await repermission.owns(target.campaignId)) ? repermission.render(target) : regular(target);
+  return Object.assign(render, { prefetch: regular.prefetch });
 }
 
-function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Promise<OutgoingMessage> {
+function createRegularRenderer(deps: RendererDeps): CampaignRenderer {
   const cache = new Map<string, Promise<Prepared>>();
   const prepared = (campaignId: string) => {
     let entry = cache.get(campaignId);
@@ -74,7 +82,7 @@ function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Pr
     return entry;
   };
   const recipients = createRecipientLoader(deps);
-  return async (target) => {
+  const render = async (target: RenderTarget) => {
     const [p, person] = await Promise.all([prepared(target.campaignId), recipients(target.contactId)]);
     const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, {
       purpose: 'unsubscribe',
@@ -99,6 +107,7 @@ function createRegularRenderer(deps: RendererDeps): (target: RenderTarget) => Pr
       messageDate: deps.clock.now(),
     });
   };
+  return Object.assign(render, { prefetch: (targets: readonly RenderTarget[]) => recipients.prefetch(targets.map((t) => t.contactId)) });
 }
 
 interface Recipient extends ContactNames {
@@ -107,26 +116,35 @@ interface Recipient extends ContactNames {
 
 /**
  * What a template may print about a recipient beyond the address: names
- * (sealed; opened here) and language. Lookups made in the same turn of the
- * event loop — the worker hands a claimed batch to its lanes at once — go
- * as one query for all of them.
+ * (sealed; opened here) and language. The worker prefetches a claimed batch
+ * in one query; a lookup that was not prefetched is batched with the others
+ * made in the same turn of the event loop.
  */
-function createRecipientLoader(deps: RendererDeps): (contactId: string) => Promise<Recipient> {
+function createRecipientLoader(deps: RendererDeps): {
+  (contactId: string): Promise<Recipient>;
+  prefetch(contactIds: readonly string[]): void;
+} {
+  const ahead = new Map<string, Promise<Recipient>>();
   let waiting: Map<string, { resolve: (r: Recipient) => void; reject: (e: unknown) => void }[]> | undefined;
+  const fetch = async (ids: string[]): Promise<Map<string, Recipient>> => {
+    const [locales, names] = await Promise.all([findContactLocales(deps.db, ids), readContactNames(deps.db, deps.masterKeys, ids)]);
+    return new Map(ids.map((id) => [id, { locale: locales.get(id) ?? null, first_name: names.get(id)?.first_name ?? null, last_name: names.get(id)?.last_name ?? null }]));
+  };
   const flush = async (batch: NonNullable<typeof waiting>) => {
     try {
-      const ids = [...batch.keys()];
-      const [locales, names] = await Promise.all([findContactLocales(deps.db, ids), readContactNames(deps.db, deps.masterKeys, ids)]);
-      for (const [id, callers] of batch) {
-        const recipient = { locale: locales.get(id) ?? null, first_name: names.get(id)?.first_name ?? null, last_name: names.get(id)?.last_name ?? null };
-        for (const caller of callers) caller.resolve(recipient);
-      }
+      const found = await fetch([...batch.keys()]);
+      for (const [id, callers] of batch) for (const caller of callers) caller.resolve(found.get(id)!);
     } catch (error) {
       for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
     }
   };
-  return (contactId) =>
-    new Promise((resolve, reject) => {
+  const load = (contactId: string): Promise<Recipient> => {
+    const prefetched = ahead.get(contactId);
+    if (prefetched) {
+      ahead.delete(contactId);
+      return prefetched;
+    }
+    return new Promise((resolve, reject) => {
       if (waiting === undefined) {
         const batch = (waiting = new Map());
         setImmediate(() => {
@@ -138,6 +156,22 @@ function createRecipientLoader(deps: RendererDeps): (contactId: string) => Promi
       callers.push({ resolve, reject });
       waiting.set(contactId, callers);
     });
+  };
+  const prefetch = (contactIds: readonly string[]) => {
+    const ids = [...new Set(contactIds)].filter((id) => !ahead.has(id));
+    if (ids.length === 0) return;
+    const found = fetch(ids);
+    // A failed prefetch is dropped: each render then looks its recipient up again.
+    found.catch(() => ids.forEach((id) => ahead.delete(id)));
+    for (const id of ids) {
+      const one = found.then((all) => all.get(id)!);
+      one.catch(() => undefined);
+      ahead.set(id, one);
+    }
+    // Bounded: entries nobody rendered (a batch abandoned on shutdown) do not pile up.
+    while (ahead.size > 20_000) ahead.delete(ahead.keys().next().value!);
+  };
+  return Object.assign(load, { prefetch });
 }
 
 async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared> {

@@ -19,7 +19,10 @@ export type WorkerDeps = ClaimDeps & CampaignDeps & { logger?: Logger };
 export interface WorkerOptions {
   deps: WorkerDeps;
   transport: Transport;
-  render: (delivery: ClaimedDelivery) => Promise<OutgoingMessage>;
+  render: ((delivery: ClaimedDelivery) => Promise<OutgoingMessage>) & {
+    /** Told each claimed batch before its renders, to load what they need in one go. */
+    prefetch?: (batch: readonly ClaimedDelivery[]) => void;
+  };
   workerId: string;
   batchSize: number;
   /** Longer than a batch takes to send, or another worker may send it again. */
@@ -77,6 +80,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerReport> {
       if (batch.length > 0) {
         // Waiting for the global pace stops at half the lease, leaving the other half for the send itself.
         const waitUntil = claimedAt.getTime() + options.leaseMs / 2;
+        options.render.prefetch?.(batch);
         for (const delivery of batch) {
           await lanes.acquire();
           if (signal.aborted) {
