@@ -96,7 +96,7 @@ function createRegularRenderer(deps: RendererDeps): CampaignRenderer {
       unsubscribe_url: unsubscribeUrl,
       preferences_url: preferencesUrl,
     });
-    return p.builder.build({
+    return p.builder.buildAsync({
       to: target.address,
       contactId: target.contactId,
       campaignId: target.campaignId,

@@ -65,7 +65,7 @@ export function createRepermissionRenderer(deps: RendererDeps): RepermissionRend
         unsubscribeUrl,
         preferencesUrl,
       });
-      return p.builder.build({
+      return p.builder.buildAsync({
         to: target.address,
         contactId: target.contactId,
         campaignId: target.campaignId,

@@ -49,6 +49,8 @@ export interface CampaignRecipient {
 
 export interface PreparedCampaignMessage {
   build(recipient: CampaignRecipient): OutgoingMessage;
+  /** The same message; a DKIM signature is computed off the event loop (see DkimSigner.signAsync). */
+  buildAsync(recipient: CampaignRecipient): Promise<OutgoingMessage>;
 }
 
 const CRLF = '\r\n';
@@ -73,8 +75,7 @@ export function prepareCampaignMessage(options: CampaignMessageOptions): Prepare
   const defaultSubject = options.subject === undefined ? undefined : headerField('Subject', encodePhraseText(options.subject));
   const skeleton = campaignSkeleton(options);
 
-  return {
-    build(r: CampaignRecipient): OutgoingMessage {
+  const unsignedMessage = (r: CampaignRecipient): OutgoingMessage => {
       if (!MAILBOX.test(r.to)) throw new TypeError(`invalid recipient address ${JSON.stringify(r.to)}`);
       const subject =
         r.subject === undefined || r.subject === options.subject ? defaultSubject : headerField('Subject', encodePhraseText(r.subject));
@@ -90,12 +91,18 @@ export function prepareCampaignMessage(options: CampaignMessageOptions): Prepare
         skeleton.text[text.encoding] + text.content + CRLF + skeleton.html[html.encoding] + html.content + CRLF + skeleton.close;
       const unsigned = Buffer.from(head + body, 'utf8');
       const recipient = { campaignId: r.campaignId, contactId: r.contactId, to: r.to };
-      return {
-        envelope: { from: typeof returnPath === 'string' ? returnPath : returnPath(recipient), to: [r.to] },
-        messageId,
-        // Signed last: nothing may add or rewrite a header after this (EML-03).
-        raw: options.dkim === undefined ? unsigned : options.dkim.sign(unsigned),
-      };
+      return { envelope: { from: typeof returnPath === 'string' ? returnPath : returnPath(recipient), to: [r.to] }, messageId, raw: unsigned };
+  };
+  const dkim = options.dkim;
+  // Signed last: nothing may add or rewrite a header after this (EML-03).
+  return {
+    build(r: CampaignRecipient): OutgoingMessage {
+      const message = unsignedMessage(r);
+      return dkim === undefined ? message : { ...message, raw: dkim.sign(message.raw) };
+    },
+    async buildAsync(r: CampaignRecipient): Promise<OutgoingMessage> {
+      const message = unsignedMessage(r);
+      return dkim === undefined ? message : { ...message, raw: await dkim.signAsync(message.raw) };
     },
   };
 }

@@ -73,6 +73,13 @@ describe('DKIM signer (RFC 6376, RFC 8463)', () => {
       ]);
       assert.ok(signed.subarray(-message.length).equals(Buffer.from(message)), 'the message itself is untouched');
     });
+
+    test(`EML-03: ${name} signed off the event loop (signAsync) verifies the same way`, async () => {
+      const signed = await signer(selector, pem).signAsync(Buffer.from(message));
+      assert.deepEqual(await verify(signed), [
+        { result: 'pass', comment: false, algo: selector === 'brisbane' ? 'ed25519-sha256' : 'rsa-sha256' },
+      ]);
+    });
   }
 
   test('EML-03 / EML-18: h= signs the list headers and over-signs from, subject and list-unsubscribe*; no l=', () => {

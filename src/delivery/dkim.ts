@@ -29,6 +29,8 @@ export interface DkimSigner {
   readonly headers: readonly string[];
   /** Returns a new buffer: the DKIM-Signature field followed by `raw` (CRLF line ends). */
   sign(raw: Buffer): Buffer;
+  /** The same, with the private-key operation on libuv's thread pool: RSA signing leaves the event loop free. */
+  signAsync(raw: Buffer): Promise<Buffer>;
 }
 
 /** RFC 8058 §3.1 and EML-03: one-click needs both List-Unsubscribe fields signed. */
@@ -64,27 +66,38 @@ export function createDkimSigner(options: DkimSignerOptions): DkimSigner {
   const fixedTags = `v=1; a=${algorithm}; c=relaxed/relaxed;\r\n\td=${domain}; s=${options.selector};`;
   const scratch = { buffer: Buffer.alloc(64 * 1024) };
 
+  /** What is signed, and how to wrap a signature into the finished message. */
+  const prepare = (raw: Buffer): { input: Buffer; finish: (signature: Buffer) => Buffer } => {
+    const split = splitMessage(raw);
+    const fields = parseHeaderFields(split.header);
+    const names = headerNamesToSign(headers, fields);
+    const bodyHash = relaxedBodyHash(split.body, scratch);
+    const time = Math.floor(now().getTime() / 1000);
+    const unsigned =
+      `DKIM-Signature: ${fixedTags} t=${time};\r\n\th=${foldList(names)};\r\n\tbh=${bodyHash};\r\n\tb=`;
+    // RFC 6376 §3.7: the selected fields, then this field with an empty b= and no final CRLF.
+    const data = canonicalHeaders(fields, names) + relaxedHeader(unsigned).slice(0, -2);
+    const input = Buffer.from(data, 'latin1');
+    return {
+      // RFC 8463 §3: PureEdDSA over the SHA-256 hash of the canonicalised data.
+      input: algorithm === 'rsa-sha256' ? input : createHash('sha256').update(input).digest(),
+      finish: (signature) => Buffer.concat([Buffer.from(`${unsigned}${foldBase64(signature.toString('base64'))}\r\n`, 'latin1'), raw]),
+    };
+  };
+  const digest = algorithm === 'rsa-sha256' ? 'sha256' : null;
+
   return {
     algorithm,
     headers,
     sign(raw: Buffer): Buffer {
-      const split = splitMessage(raw);
-      const fields = parseHeaderFields(split.header);
-      const names = headerNamesToSign(headers, fields);
-      const bodyHash = relaxedBodyHash(split.body, scratch);
-      const time = Math.floor(now().getTime() / 1000);
-      const unsigned =
-        `DKIM-Signature: ${fixedTags} t=${time};\r\n\th=${foldList(names)};\r\n\tbh=${bodyHash};\r\n\tb=`;
-      // RFC 6376 §3.7: the selected fields, then this field with an empty b= and no final CRLF.
-      const data = canonicalHeaders(fields, names) + relaxedHeader(unsigned).slice(0, -2);
-      const input = Buffer.from(data, 'latin1');
-      const signature =
-        algorithm === 'rsa-sha256'
-          ? cryptoSign('sha256', input, key)
-          : // RFC 8463 §3: PureEdDSA over the SHA-256 hash of the canonicalised data.
-            cryptoSign(null, createHash('sha256').update(input).digest(), key);
-      const field = `${unsigned}${foldBase64(signature.toString('base64'))}\r\n`;
-      return Buffer.concat([Buffer.from(field, 'latin1'), raw]);
+      const { input, finish } = prepare(raw);
+      return finish(cryptoSign(digest, input, key));
+    },
+    signAsync(raw: Buffer): Promise<Buffer> {
+      const { input, finish } = prepare(raw);
+      return new Promise((resolve, reject) =>
+        cryptoSign(digest, input, key, (error, signature) => (error ? reject(error) : resolve(finish(signature)))),
+      );
     },
   };
 }

@@ -152,17 +152,32 @@ class Lanes {
  * transactions into a few dozen, and each caller still learns that its own
  * row was recorded before its lane is free.
  */
+const MARK_WINDOW_MS = 3;
+const MARKS_PER_COMMIT = 100;
+
 class SentMarks {
   private pending: { delivery: ClaimedDelivery; messageId: string; sentAt: Date; done: (recorded: boolean) => void; fail: (error: unknown) => void }[] = [];
   private flushing = false;
   constructor(private readonly deps: WorkerDeps) {}
 
+  private timer: NodeJS.Timeout | undefined;
+
   record(delivery: ClaimedDelivery, messageId: string, sentAt: Date): Promise<boolean> {
     return new Promise((done, fail) => {
       this.pending.push({ delivery, messageId, sentAt, done, fail });
-      if (!this.flushing) {
+      if (this.flushing) return;
+      // A short window gathers the marks of many lanes into one commit; a full window goes at once.
+      if (this.pending.length >= MARKS_PER_COMMIT) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
         this.flushing = true;
-        setImmediate(() => void this.flush());
+        void this.flush();
+      } else {
+        this.timer ??= setTimeout(() => {
+          this.timer = undefined;
+          this.flushing = true;
+          void this.flush();
+        }, MARK_WINDOW_MS);
       }
     });
   }
