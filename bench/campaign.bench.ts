@@ -211,8 +211,8 @@ async function nodemailerLoop(ctx: BenchContext, sink: Sink, prepared: PreparedC
     host: '127.0.0.1',
     port: sink.port,
     count,
-    maxConnections: 10,
-    inFlight: 50,
+    maxConnections: 20,
+    inFlight: 100,
     htmlFile,
     textFile,
     tokenLength: prepared.tokenLength,
@@ -224,7 +224,7 @@ async function nodemailerLoop(ctx: BenchContext, sink: Sink, prepared: PreparedC
   const r = benchResult<NodemailerChildResult>(finished);
   if (r.failed > 0) throw new Error(`nodemailer loop: ${r.failed} failed (${r.firstError})`);
   return {
-    sender: 'nodemailer pool, 10 connections',
+    sender: 'nodemailer pool, 20 connections',
     messages: r.sent,
     ms: r.elapsedMs,
     cpuUs: r.cpuUs,

@@ -21,10 +21,12 @@ const schema = z.object({
     .string()
     .refine((v) => v.split(',').every((u) => isSmtpUrl(u.trim())), 'each comma-separated relay must be an smtp:// or smtps:// URL')
     .optional(),
-  ASSENT_SMTP_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(10),
+  // 20 per relay: what Postfix itself opens to one destination (default_destination_concurrency_limit).
+  ASSENT_SMTP_CONNECTIONS: z.coerce.number().int().min(1).max(200).default(20),
   ASSENT_WORKER: z.enum(['true', 'false']).default('true'),
   ASSENT_WORKER_BATCH: z.coerce.number().int().min(1).max(10000).default(500),
-  ASSENT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(40),
+  // Enough to keep every connection pipelining while DKIM signatures are computed on other threads.
+  ASSENT_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(100),
   ASSENT_WORKER_LEASE_SECONDS: z.coerce.number().int().min(10).max(86400).default(300),
   ASSENT_SEND_PER_SECOND: z.coerce.number().positive().optional(),
   ASSENT_SEND_PER_HOUR: z.coerce.number().positive().optional(),

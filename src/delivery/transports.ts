@@ -22,7 +22,7 @@ export interface TransportChoice {
  * keeps each connection busy.
  */
 export function createTransport(options: TransportChoice): Transport {
-  const relays = options.relays?.length ? options.relays : options.smtpUrl ? [{ url: options.smtpUrl, connections: 10 }] : [];
+  const relays = options.relays?.length ? options.relays : options.smtpUrl ? [{ url: options.smtpUrl, connections: 20 }] : [];
   const make = (relay: RelaySpec) =>
     createPipeliningTransport({
       url: relay.url,
