@@ -87,6 +87,10 @@ async function throughput(ctx: BenchContext, sink: Sink, sizes: { n: number; nod
   rows.push(off.row);
   settings.push(off.settings);
 
+  ctx.log(`   Assent, 2 worker processes, DKIM off: campaign of ${int(n)}`);
+  const twoOff = await assentCampaignTwoWorkers(ctx, sink, copy('run-two-dkim-off', false), prepared, 'Assent, 2 worker processes, DKIM off');
+  rows.push(twoOff);
+
   ctx.log(`   nodemailer pool loop: ${int(nodemailerCount)} messages`);
   rows.push(await nodemailerLoop(ctx, sink, prepared, nodemailerCount, n));
 
@@ -94,7 +98,7 @@ async function throughput(ctx: BenchContext, sink: Sink, sizes: { n: number; nod
   const on = await assentCampaign(ctx, sink, copy('run-dkim-rsa', true), prepared, 'Assent worker, DKIM RSA-2048');
   rows.push(on.row);
 
-  const [source, assentOff, nodemailerRow, assentOn] = rows as [SenderRow, SenderRow, SenderRow, SenderRow];
+  const [source, assentOff, assentTwo, nodemailerRow, assentOn] = rows as [SenderRow, SenderRow, SenderRow, SenderRow, SenderRow];
   ctx.out(`\nCampaign throughput: ${int(n)} recipients on SQLite, ${kib(prepared.messageBytes)} messages, all senders to one smtp-sink on loopback`);
   ctx.out(
     table(
@@ -123,6 +127,8 @@ async function throughput(ctx: BenchContext, sink: Sink, sizes: { n: number; nod
       [
         ['Assent (DKIM off) / smtp-source', fixed(vsSource, 2), '>= 0.5', judge(vsSource, 0.5, assentOff)],
         ['Assent (DKIM off) / nodemailer loop', fixed(vsNodemailer, 2), '>= 3', judge(vsNodemailer, 3, assentOff)],
+        ['Assent, 2 worker processes (DKIM off) / smtp-source', fixed(rate(assentTwo) / rate(source), 2), '-', ''],
+        ['Assent, 2 worker processes (DKIM off) / nodemailer loop', fixed(rate(assentTwo) / rate(nodemailerRow), 2), '-', ''],
         ['Assent (DKIM RSA-2048) / smtp-source', fixed(rate(assentOn) / rate(source), 2), '-', ''],
         ['Assent (DKIM RSA-2048) / nodemailer loop', fixed(rate(assentOn) / rate(nodemailerRow), 2), '-', ''],
         ['Assent DKIM on / DKIM off', fixed(rate(assentOn) / rate(assentOff), 2), '-', ''],
@@ -133,9 +139,14 @@ async function throughput(ctx: BenchContext, sink: Sink, sizes: { n: number; nod
   ctx.summary.push(
     `campaign ${int(n)}: Assent ${int(rate(assentOff))} msg/s (DKIM ${int(rate(assentOn))}), smtp-source ${int(rate(source))}, ` +
       `nodemailer ${int(rate(nodemailerRow))}; ratios ${fixed(vsSource, 2)} (>= 0.5 ${judge(vsSource, 0.5, assentOff)}), ` +
-      `${fixed(vsNodemailer, 2)} (>= 3 ${judge(vsNodemailer, 3, assentOff)})`,
+      `${fixed(vsNodemailer, 2)} (>= 3 ${judge(vsNodemailer, 3, assentOff)}); 2 worker processes ${int(rate(assentTwo))} msg/s = ` +
+      `${fixed(rate(assentTwo) / rate(source), 2)} x smtp-source`,
   );
-  ctx.peakRss.push({ what: 'Assent worker, DKIM off', kb: assentOff.maxRssKb }, { what: 'Assent worker, DKIM RSA-2048', kb: assentOn.maxRssKb });
+  ctx.peakRss.push(
+    { what: 'Assent worker, DKIM off', kb: assentOff.maxRssKb },
+    { what: 'Assent, 2 worker processes', kb: assentTwo.maxRssKb },
+    { what: 'Assent worker, DKIM RSA-2048', kb: assentOn.maxRssKb },
+  );
 }
 
 async function smtpSource(sink: Sink, n: number, bytes: number): Promise<SenderRow> {
@@ -149,6 +160,35 @@ async function smtpSource(sink: Sink, n: number, bytes: number): Promise<SenderR
     cpuUs: finished.cpuUs,
     maxRssKb: finished.maxRssKb,
     sinkCpuUs: sink.cpuUs() - sink0,
+  };
+}
+
+/**
+ * The same campaign with two worker processes sharing the SQLite file (the
+ * scale-out a 2-core machine allows: `npm start` plus one `assent worker`).
+ * One process starts the campaign, the other waits for it and only sends.
+ * Time is the starter's (campaign start to status 'sent'); CPU is both.
+ */
+async function assentCampaignTwoWorkers(ctx: BenchContext, sink: Sink, instance: Instance, prepared: PreparedCampaign, label: string): Promise<SenderRow> {
+  const base = { kind: 'campaign' as const, campaignId: prepared.campaignId, timeoutMs: 30 * 60_000, stallMs: ctx.quick ? 30_000 : 60_000 };
+  const sink0 = sink.cpuUs();
+  const spawnChild = (name: string, task: ChildTask) =>
+    spawnNode(name, ['--import', 'tsx', 'bench/lib/child.ts'], { env: childEnv(instance, { BENCH_TASK: JSON.stringify(task) }) }).done;
+  const [starter, helper] = await Promise.all([spawnChild(`${label} #1`, base), spawnChild(`${label} #2`, { ...base, start: false })]);
+  const a = benchResult<CampaignChildResult>(expectSuccess(starter));
+  const b = benchResult<CampaignChildResult>(expectSuccess(helper));
+  const stalled = a.stalled || b.stalled;
+  if (stalled) ctx.problems.push(`${label}: STALLED at ${int(a.sent)} sent`);
+  else if (a.status !== 'sent') throw new Error(`${label}: campaign ended ${a.status} with ${a.sent} sent`);
+  ctx.log(`   ${label}: ${int(a.sent)} sent in ${secs(a.elapsedMs)} s`);
+  return {
+    sender: label,
+    messages: a.sent,
+    ms: stalled ? a.lastProgressMs : a.elapsedMs,
+    cpuUs: a.cpuUs + b.cpuUs,
+    maxRssKb: Math.max(a.maxRssKb, b.maxRssKb, starter.maxRssKb, helper.maxRssKb),
+    sinkCpuUs: sink.cpuUs() - sink0,
+    ...(stalled ? { stalled: true, note: `(STALLED after ${int(a.sent)} sent)` } : {}),
   };
 }
 

@@ -16,7 +16,14 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ChildTask =
-  | { kind: 'campaign'; campaignId: string; timeoutMs: number; stallMs: number }
+  | {
+      kind: 'campaign';
+      campaignId: string;
+      timeoutMs: number;
+      stallMs: number;
+      /** false: another process starts the campaign; this one waits for it to be sending, then only runs a worker. */
+      start?: boolean;
+    }
   | {
       kind: 'nodemailer';
       host: string;
@@ -103,10 +110,17 @@ if (task.kind === 'campaign') {
   const runtime = await buildRuntime(config);
   try {
     const deps = { db: runtime.storage.db, clock: runtime.clock, newId };
+    if (task.start === false) {
+      const waitUntil = performance.now() + 120_000;
+      while ((await findCampaign(runtime.storage.db, task.campaignId))?.status !== 'sending') {
+        if (performance.now() > waitUntil) throw new Error('the campaign was not started by the other process');
+        await sleep(10);
+      }
+    }
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const wall0 = Date.now();
-    await startCampaign(deps, task.campaignId);
+    if (task.start !== false) await startCampaign(deps, task.campaignId);
     const materialiseMs = performance.now() - t0;
     const worker = startWorker(runtime);
     let status = 'sending';
