@@ -5,6 +5,7 @@
  * per campaign and cached; per recipient it signs two link tokens, renders
  * Liquid and assembles the message.
  */
+import { preparedPerCampaign } from './prepared-cache.js';
 import type { Db } from '../storage/index.js';
 import type { Clock } from '../shared/clock.js';
 import type { VersionedKey } from '../config/secrets.js';
@@ -69,18 +70,7 @@ export function createCampaignRenderer(deps: RendererDeps): CampaignRenderer {
 }
 
 function createRegularRenderer(deps: RendererDeps): CampaignRenderer {
-  const cache = new Map<string, Promise<Prepared>>();
-  const prepared = (campaignId: string) => {
-    let entry = cache.get(campaignId);
-    if (!entry) {
-      entry = prepare(deps, campaignId);
-      // A failed preparation is not cached: the next attempt tries again.
-      entry.catch(() => cache.delete(campaignId));
-      cache.set(campaignId, entry);
-      if (cache.size > 64) cache.delete(cache.keys().next().value!);
-    }
-    return entry;
-  };
+  const prepared = preparedPerCampaign((campaignId) => prepare(deps, campaignId));
   const recipients = createRecipientLoader(deps);
   const render = async (target: RenderTarget) => {
     const [p, person] = await Promise.all([prepared(target.campaignId), recipients(target.contactId)]);

@@ -6,6 +6,7 @@
  * marketing mail; per recipient it signs three links and writes the fixed
  * text in the person's language.
  */
+import { preparedPerCampaign } from './prepared-cache.js';
 import { AppError } from '../shared/errors.js';
 import { findContactById } from '../contacts/index.js';
 import { findTopicsByIds } from '../topics/index.js';
@@ -33,18 +34,7 @@ export interface RepermissionRenderer {
 
 export function createRepermissionRenderer(deps: RendererDeps): RepermissionRenderer {
   // null: the campaign is not a re-permission campaign.
-  const cache = new Map<string, Promise<Prepared | null>>();
-  const prepared = (campaignId: string) => {
-    let entry = cache.get(campaignId);
-    if (!entry) {
-      entry = prepare(deps, campaignId);
-      // A failed preparation is not cached: the next attempt tries again.
-      entry.catch(() => cache.delete(campaignId));
-      cache.set(campaignId, entry);
-      if (cache.size > 64) cache.delete(cache.keys().next().value!);
-    }
-    return entry;
-  };
+  const prepared = preparedPerCampaign((campaignId) => prepare(deps, campaignId));
   return {
     owns: async (campaignId) => (await prepared(campaignId)) !== null,
     render: async (target) => {
