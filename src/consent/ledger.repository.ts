@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { ConsentEventRow, Tables } from '../storage/index.js';
+import { insertMany, type ConsentEventRow, type Tables } from '../storage/index.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
@@ -44,6 +44,33 @@ export async function upsertState(
       oc.columns(['contact_id', 'topic_id']).doUpdateSet({ state: state.state, since: state.since, event_seq: state.event_seq }),
     )
     .execute();
+}
+
+const eventColumns = ['seq', 'id', 'contact_id', 'topic_id', 'type', 'occurred_at', 'evidence', 'prev_hash', 'hash'] as const;
+
+/** Appends chained rows in multi-row statements (batch writers). */
+export async function insertEventRows(trx: Transaction<Tables>, rows: readonly ConsentEventRow[]): Promise<void> {
+  const values: unknown[] = [];
+  for (const r of rows) values.push(r.seq, r.id, r.contact_id, r.topic_id, r.type, r.occurred_at, r.evidence, r.prev_hash, r.hash);
+  await insertMany(trx, { table: 'consent_events', columns: eventColumns }, values);
+}
+
+/** Projects many topic events at once; at most one row per (contact, topic), as PostgreSQL's upsert requires. */
+export async function upsertStates(
+  trx: Transaction<Tables>,
+  states: readonly { contact_id: string; topic_id: string; state: string; since: string; event_seq: number }[],
+): Promise<void> {
+  const values: unknown[] = [];
+  for (const s of states) values.push(s.contact_id, s.topic_id, s.state, s.since, s.event_seq);
+  await insertMany(
+    trx,
+    {
+      table: 'consent_states',
+      columns: ['contact_id', 'topic_id', 'state', 'since', 'event_seq'],
+      conflict: 'on conflict ("contact_id", "topic_id") do update set "state" = excluded."state", "since" = excluded."since", "event_seq" = excluded."event_seq"',
+    },
+    values,
+  );
 }
 
 /**

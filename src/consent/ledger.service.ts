@@ -1,11 +1,17 @@
 import type { Transaction } from 'kysely';
 import type { ConsentEventRow, Db, Tables } from '../storage/index.js';
-import { chainEvent, checkHead, checkLink, topicEventTypes, type ChainFault, type EventDraft } from './ledger.js';
-import { insertEvents, lockHead, readEventsAfter, readFirstEvents, readHead, upsertState, writeHead } from './ledger.repository.js';
+import { chainEncoded, chainEvent, checkHead, checkLink, topicEventTypes, type ChainFault, type EncodedEventDraft, type EventDraft } from './ledger.js';
+import { insertEventRows, insertEvents, lockHead, readEventsAfter, readFirstEvents, readHead, upsertState, upsertStates, writeHead } from './ledger.repository.js';
 
 export interface LedgerWriter {
   /** Chains and stores events, updating the projection; returns the stored rows. */
   append(drafts: EventDraft[]): Promise<ConsentEventRow[]>;
+  /**
+   * The same for batch writers (imports): drafts already encoded, rows
+   * stored in multi-row statements, the projection written once per
+   * (contact, topic) with the batch's last event. Same chain, same hashes.
+   */
+  appendEncoded(drafts: readonly EncodedEventDraft[]): Promise<ConsentEventRow[]>;
 }
 
 /**
@@ -29,6 +35,17 @@ export async function withLedger<T>(db: Db, work: (trx: Transaction<Tables>, led
         for (const row of rows) await project(trx, row);
         return rows;
       },
+      appendEncoded: async (drafts) => {
+        const rows: ConsentEventRow[] = [];
+        for (const draft of drafts) {
+          const row = chainEncoded(draft, head);
+          rows.push(row);
+          head = { seq: row.seq, hash: row.hash };
+        }
+        await insertEventRows(trx, rows);
+        await upsertStates(trx, latestStates(rows));
+        return rows;
+      },
     };
     const result = await work(trx, ledger);
     await writeHead(trx, head);
@@ -47,6 +64,16 @@ async function project(trx: Transaction<Tables>, row: ConsentEventRow): Promise<
     since: row.occurred_at,
     event_seq: row.seq,
   });
+}
+
+/** What `project` leaves after every row in order: the last topic event of each (contact, topic). */
+function latestStates(rows: readonly ConsentEventRow[]) {
+  const latest = new Map<string, { contact_id: string; topic_id: string; state: string; since: string; event_seq: number }>();
+  for (const row of rows) {
+    if (row.topic_id === null || !topicTypes.includes(row.type)) continue;
+    latest.set(`${row.contact_id}\u0000${row.topic_id}`, { contact_id: row.contact_id, topic_id: row.topic_id, state: row.type, since: row.occurred_at, event_seq: row.seq });
+  }
+  return [...latest.values()];
 }
 
 export interface VerifyReport {

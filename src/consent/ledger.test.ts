@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { databaseTargets, type TestDatabase } from '../../test/support/databases.js';
-import { sha256Hex } from '../shared/crypto.js';
+import { canonicalJson, sha256Hex } from '../shared/crypto.js';
 import { findContactById, insertContact } from '../contacts/index.js';
 import type { ConsentEventRow, Db } from '../storage/index.js';
-import { chainEvent, GENESIS_HASH, type EventDraft } from './ledger.js';
+import { chainEncoded, chainEvent, GENESIS_HASH, type EventDraft } from './ledger.js';
 import { verifyLedger, withLedger } from './ledger.service.js';
 
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
@@ -109,6 +109,20 @@ for (const target of await databaseTargets()) {
         { contact_id: 'contact-1', topic_id: 'topic-offers', state: 'requested', since: '2026-03-01T10:03:00.000Z', event_seq: 4 },
         { contact_id: 'contact-2', topic_id: 'topic-news', state: 'requested', since: '2026-03-01T10:01:00.000Z', event_seq: 2 },
       ]);
+    });
+
+    test('appendEncoded (batch writers) stores the same chain and projection as append, in one call', async () => {
+      const other = await target.open();
+      try {
+        const encoded = drafts.map((d) => ({ ...d, occurredAt: d.occurredAt.toISOString(), evidence: canonicalJson(d.evidence) }));
+        await withLedger(other.storage.db, (_trx, ledger) => ledger.appendEncoded(encoded));
+        assert.deepEqual(await readRows(other.storage.db), rows);
+        assert.deepEqual(await readStates(other.storage.db), await readStates(db));
+        assert.deepEqual(await readHead(other.storage.db), [{ id: 1, seq: 5, hash: head }]);
+        assert.deepEqual(drafts.map((d, i) => chainEncoded(encoded[i]!, i === 0 ? { seq: 0, hash: GENESIS_HASH } : { seq: i, hash: rows[i - 1]!.hash })), rows.map((r) => chainEvent(drafts[Number(r.seq) - 1]!, { seq: Number(r.seq) - 1, hash: r.prev_hash })));
+      } finally {
+        await other.cleanup();
+      }
     });
 
     for (const column of ['id', 'contact_id', 'topic_id', 'type', 'occurred_at', 'evidence', 'prev_hash', 'hash'] as const) {

@@ -73,6 +73,46 @@ export function chainEvent(draft: EventDraft, prev: { seq: number; hash: string 
   return { ...row, hash: sha256Hex(eventHashInput(row)) };
 }
 
+/**
+ * A draft for batch writers: the time already as ISO text and the evidence
+ * already as canonical JSON (what `chainEvent` stores), so a batch encodes
+ * each event once and cheaply.
+ */
+export interface EncodedEventDraft {
+  id: string;
+  contactId: string;
+  topicId: string | null;
+  type: EventType;
+  occurredAt: string;
+  evidence: string;
+}
+
+/** `chainEvent` for an encoded draft: the same row and the same hash for the same event. */
+export function chainEncoded(draft: EncodedEventDraft, prev: { seq: number; hash: string }): ConsentEventRow {
+  const seq = prev.seq + 1;
+  const hash = sha256Hex(encodedHashInput(seq, draft, prev.hash));
+  return {
+    seq,
+    id: draft.id,
+    contact_id: draft.contactId,
+    topic_id: draft.topicId,
+    type: draft.type,
+    occurred_at: draft.occurredAt,
+    evidence: draft.evidence,
+    prev_hash: prev.hash,
+    hash,
+  };
+}
+
+/** `eventHashInput`'s bytes written out: its keys in canonicalJson's sorted order, each value a string, an integer or null. */
+function encodedHashInput(seq: number, draft: EncodedEventDraft, prevHash: string): string {
+  const j = JSON.stringify;
+  return (
+    `{"contact_id":${j(draft.contactId)},"evidence":${j(draft.evidence)},"id":${j(draft.id)},"occurred_at":${j(draft.occurredAt)}` +
+    `,"prev_hash":${j(prevHash)},"seq":${seq},"topic_id":${j(draft.topicId)},"type":${j(draft.type)},"v":1}`
+  );
+}
+
 export type ChainFault =
   | { kind: 'changed'; seq: number; id: string; detail: string }
   | { kind: 'missing'; seq: number; detail: string }

@@ -1,43 +1,36 @@
 /**
  * One import batch in ONE ledger transaction: load what is stored for the
  * batch's match keys, decide each person with the merge rule, write contacts,
- * events (one `append` for the whole batch: the chain head is taken once per
- * batch, DESIGN.md), suppressions, report rows and the progress marker. The
+ * events (the chain head is taken once per batch, DESIGN.md), suppressions,
+ * report rows and the progress marker. The
  * batch commits whole with its marker, or not at all, so a killed import
  * re-run from the marker neither loses nor repeats a row.
+ *
+ * Most rows of a large file each create a contact, a key, sealed names and an
+ * event, so the per-row work is kept to the sealing and one flat array push
+ * per table; each table then gets a few multi-row statements.
  */
 import type { Transaction } from 'kysely';
-import {
-  ALL_SCOPE,
-  insertSuppressions,
-  lookupHashes,
-  withLedger,
-  writeHashes,
-  type EventDraft,
-  type LedgerWriter,
-  type SuppressionKey,
-} from '../consent/index.js';
+import { ALL_SCOPE, insertSuppressions, writeHashes, type EncodedEventDraft, type LedgerWriter, type SuppressionKey, withLedger } from '../consent/index.js';
 import type { Clock } from '../shared/clock.js';
-import { seal } from '../shared/crypto.js';
+import { canonicalJson } from '../shared/crypto.js';
 import { AppError } from '../shared/errors.js';
 import type { IdGenerator } from '../shared/ids.js';
-import type { Contact, Db, Tables } from '../storage/index.js';
-import { createContactKey, sealPersonal, unwrapContactKey, type MasterKey, type PersonalData } from './contact-keys.js';
-import { importedEvidence, mergedEvidence, suppressionEvidence, suppressionOf, type EvidenceContext } from './import-evidence.js';
-import { decideMerge, type Held, type MergeDecision, type RestrictiveStatus } from './import-merge.js';
-import type { ImportRow, RowNote } from './import-row.js';
+import type { Db, Tables } from '../storage/index.js';
+import { createContactKey, sealFast, sealPersonal, unwrapContactKey, type MasterKey, type PersonalData } from './contact-keys.js';
 import {
-  findContactsByMatchKeys,
-  findSuppressionHits,
-  findTopicStates,
-  findWrappedKeys,
-  insertContactKeys,
-  insertContactNames,
-  insertContacts,
-  insertImportRows,
-  readRowsDone,
-  updateImportProgress,
-} from './import.repository.js';
+  encodeContext,
+  importedEvidenceJson,
+  mergedEvidence,
+  suppressionEvidenceJson,
+  suppressionOf,
+  type EncodedContext,
+  type EvidenceContext,
+} from './import-evidence.js';
+import type { RestrictiveStatus } from './import-merge.js';
+import { addressesOf, planBatch, type Plan } from './import-plan.js';
+import type { ImportRow, RowNote } from './import-row.js';
+import { contactColumns, findWrappedKeys, insertContactKeyValues, insertContactNameValues, insertContactValues, insertImportRows, readRowsDone, updateImportProgress } from './import.repository.js';
 
 /** Bound into the sealed names, so they cannot be passed off as evidence or the reverse. */
 export const NAMES_AAD = 'contact_names';
@@ -80,13 +73,6 @@ export interface Batch {
   notes: RowNote[];
 }
 
-interface Plan {
-  matchKey: string;
-  rows: ImportRow[];
-  contact: Contact | undefined;
-  decision: MergeDecision;
-}
-
 export async function commitBatch(db: Db, deps: BatchDeps, run: RunContext, batch: Batch, before: ImportCounters): Promise<ImportCounters> {
   return withLedger(db, async (trx, ledger) => {
     const done = await readRowsDone(trx, run.importId);
@@ -94,103 +80,129 @@ export async function commitBatch(db: Db, deps: BatchDeps, run: RunContext, batc
       throw new AppError('conflict', `import ${run.importId} was moved on by another process (row ${done}; this batch starts at ${batch.from})`);
     }
     const plans = await planBatch(trx, deps.keys.suppressionKeys, run.topicId, batch.rows);
-    const counters = await writePlans(trx, ledger, { deps, run, plans });
-    const skippedNotes = plans.flatMap((p) =>
-      p.rows.filter((_, i) => p.decision.outcomes[i] === 'suppressed_skipped').map((r): RowNote => ({ row: r.row, line: r.line, reason: 'suppressed', detail: '' })),
-    );
-    const notes = [...batch.notes, ...skippedNotes].sort((a, b) => a.row - b.row);
+    const { counters, skipped } = await writePlans(trx, ledger, { deps, run, plans });
+    const notes = skipped.length === 0 ? batch.notes : [...batch.notes, ...skipped].sort((a, b) => a.row - b.row);
     await insertImportRows(trx, notes.map((n) => ({ import_id: run.importId, row: n.row, line: n.line, reason: n.reason, detail: n.detail })));
+    let notSubscribed = 0;
+    for (const note of batch.notes) if (note.reason === 'not_subscribed') notSubscribed += 1;
     const after = add(before, {
       ...counters,
       rows: batch.to - batch.from + 1,
-      skipped: batch.notes.filter((n) => n.reason === 'not_subscribed').length,
-      errors: batch.notes.filter((n) => n.reason !== 'not_subscribed').length,
-      suppressed_skipped: skippedNotes.length,
+      skipped: notSubscribed,
+      errors: batch.notes.length - notSubscribed,
+      suppressed_skipped: skipped.length,
     });
     await updateImportProgress(trx, { id: run.importId, rowsDone: batch.to, summary: JSON.stringify(after) });
     return after;
   });
 }
 
-/**
- * Loads, in the batch's transaction, every contact, topic state and
- * suppression of the batch's addresses, and decides each person. A
- * subscribed-only address that shares a provider alias with one this batch
- * suppresses counts as suppressed too (ADR-07: suppression errs towards not
- * sending), as it would had the rows been in different batches.
- */
-async function planBatch(trx: Transaction<Tables>, suppressionKeys: SuppressionKey[], topicId: string, rows: ImportRow[]): Promise<Plan[]> {
-  const groups = new Map<string, ImportRow[]>();
-  for (const row of rows) groups.set(row.matchKey, [...(groups.get(row.matchKey) ?? []), row]);
-  const keys = [...groups.keys()];
-  const contacts = new Map((await findContactsByMatchKeys(trx, keys)).map((c) => [c.match_key ?? '', c]));
-  const hashes = new Map(keys.map((k) => [k, lookupHashes(suppressionKeys, k)]));
-  const hits = new Set(
-    (await findSuppressionHits(trx, { hashes: [...hashes.values()].flat(), scopes: [ALL_SCOPE, topicId] })).map((h) => `${h.key_hash}|${h.scope}`),
-  );
-  const contactIds = [...contacts.values()].map((c) => c.id);
-  const states = new Map((await findTopicStates(trx, { contactIds, topicId })).map((s) => [s.contact_id, s.state]));
-  const heldOf = (key: string): Held => {
-    const contact = contacts.get(key);
-    const mine = hashes.get(key) ?? [];
-    const suppression = mine.some((h) => hits.has(`${h}|${ALL_SCOPE}`)) ? 'all' : mine.some((h) => hits.has(`${h}|${topicId}`)) ? 'topic' : null;
-    return { contact: contact !== undefined, topicState: contact ? (states.get(contact.id) ?? null) : null, suppression };
-  };
-  const plans = keys.map((key): Plan => {
-    const group = groups.get(key) ?? [];
-    return { matchKey: key, rows: group, contact: contacts.get(key), decision: decideMerge(heldOf(key), group.map((r) => r.status)) };
-  });
-  const suppressedHere = new Set(plans.filter((p) => p.decision.suppressionRow !== null).flatMap((p) => writeHashes(suppressionKeys, p.matchKey).map((h) => h.key_hash)));
-  return plans.map((plan) => {
-    const aliasHit = plan.decision.suppressionRow === null && (hashes.get(plan.matchKey) ?? []).some((h) => suppressedHere.has(h));
-    if (!aliasHit) return plan;
-    const held = { ...heldOf(plan.matchKey), suppression: 'all' as const };
-    return { ...plan, decision: decideMerge(held, plan.rows.map((r) => r.status)) };
-  });
+/** Plans drafted and written together: each table gets one multi-row statement per slice. */
+const WRITE_SLICE = 250;
+
+/** Everything one slice of a batch writes, gathered before the writes so each table gets a few multi-row statements. */
+interface Writes {
+  /** Flat values in the repository's column orders. */
+  contacts: unknown[];
+  keys: unknown[];
+  names: unknown[];
+  drafts: EncodedEventDraft[];
+  suppressions: { draft: number; addresses: string[]; status: RestrictiveStatus }[];
 }
 
-const writesEvents = (plan: Plan): boolean => plan.decision.outcomes.some((o) => o === 'imported' || o === 'suppressed');
+interface WriteContext {
+  deps: BatchDeps;
+  run: RunContext;
+  encoded: EncodedContext;
+  at: string;
+  newId: IdGenerator;
+}
 
-/** Everything one batch writes, gathered before the writes so each table gets a few multi-row statements. */
-interface Writes {
-  created: Contact[];
-  newKeys: { contact_id: string; wrapped_key: string; created_at: string }[];
-  names: { contact_id: string; sealed: string; updated_at: string }[];
-  drafts: EventDraft[];
-  suppressions: { eventId: string; matchKey: string; status: RestrictiveStatus }[];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Ids for what one batch creates: each a fresh id whose first 48 bits are
+ * those of one fresh id per batch. The rest (74 random bits, with the UUID's
+ * version and variant) keeps every id unique and unguessable and reveals no
+ * order or count within the batch; the shared part only groups ids that the
+ * batch's single created_at already groups. It makes a batch's rows
+ * neighbours in every index keyed by contact or event id, so a batch writes
+ * a few index pages instead of one per row per index (on SQLite, the pages
+ * each commit copies to the WAL). Ids that are not UUIDs are used as they are.
+ */
+function clusteredIds(newId: IdGenerator): IdGenerator {
+  const first = newId();
+  if (!UUID.test(first)) return newId;
+  const prefix = first.slice(0, 14);
+  return () => {
+    const id = newId();
+    return UUID.test(id) ? prefix + id.slice(14) : id;
+  };
 }
 
 async function writePlans(
   trx: Transaction<Tables>,
   ledger: LedgerWriter,
   input: { deps: BatchDeps; run: RunContext; plans: Plan[] },
-): Promise<Partial<ImportCounters>> {
-  const { deps } = input;
-  const now = deps.clock.now();
-  const at = now.toISOString();
-  const active = input.plans.filter(writesEvents);
+): Promise<{ counters: Partial<ImportCounters>; skipped: RowNote[] }> {
+  const { deps, run } = input;
+  const { counters, skipped, active } = tally(input.plans);
   const keys = await existingKeys(trx, deps, active.flatMap((p) => (p.contact ? [p.contact.id] : [])));
-  const writes: Writes = { created: [], newKeys: [], names: [], drafts: [], suppressions: [] };
-  for (const plan of active) draftPlan(writes, { ...input, plan, key: plan.contact && keys.get(plan.contact.id), now });
-  await insertContacts(trx, writes.created);
-  await insertContactKeys(trx, writes.newKeys);
-  await insertContactNames(trx, writes.names);
-  // One append for the whole batch: the chain head is taken once (DESIGN.md, consent ledger).
-  const seqOf = new Map((writes.drafts.length > 0 ? await ledger.append(writes.drafts) : []).map((r) => [r.id, Number(r.seq)]));
+  const ctx: WriteContext = { deps, run, encoded: encodeContext(run), at: deps.clock.now().toISOString(), newId: clusteredIds(deps.newId) };
+  // Drafted and written a slice at a time, so a batch's sealed values and
+  // events do not all stay in memory until its end (the transaction is still
+  // the whole batch, and the chain head is still taken once, by withLedger).
+  let created = 0;
+  for (let first = 0; first < active.length; first += WRITE_SLICE) {
+    created += await writeSlice(trx, ledger, { ctx, plans: active.slice(first, first + WRITE_SLICE), keys });
+  }
+  return { counters: { ...counters, contacts_created: created }, skipped };
+}
+
+/** Counts the outcomes, lists the rows skipped as suppressed, and keeps the plans that record events. */
+function tally(plans: readonly Plan[]) {
+  const counters = { imported: 0, suppressed: 0, unchanged: 0, merged: 0 };
+  const skipped: RowNote[] = [];
+  const active: Plan[] = [];
+  for (const plan of plans) {
+    let events = false;
+    plan.decision.outcomes.forEach((outcome, i) => {
+      if (outcome === 'imported' || outcome === 'suppressed') {
+        counters[outcome] += 1;
+        events = true;
+      } else if (outcome === 'suppressed_skipped') {
+        const row = plan.rows[i]!;
+        skipped.push({ row: row.row, line: row.line, reason: 'suppressed', detail: '' });
+      } else counters.unchanged += 1;
+    });
+    if (plan.decision.merged !== null) counters.merged += 1;
+    if (events) active.push(plan);
+  }
+  return { counters, skipped, active };
+}
+
+/** Drafts and writes some plans: contacts, keys and names, then their events, then the suppressions keyed by those events. Returns the contacts created. */
+async function writeSlice(
+  trx: Transaction<Tables>,
+  ledger: LedgerWriter,
+  input: { ctx: WriteContext; plans: readonly Plan[]; keys: Map<string, Buffer> },
+): Promise<number> {
+  const { ctx } = input;
+  const writes: Writes = { contacts: [], keys: [], names: [], drafts: [], suppressions: [] };
+  for (const plan of input.plans) draftPlan(writes, ctx, plan, plan.contact && input.keys.get(plan.contact.id));
+  await insertContactValues(trx, writes.contacts);
+  await insertContactKeyValues(trx, writes.keys);
+  await insertContactNameValues(trx, writes.names);
+  const rows = writes.drafts.length > 0 ? await ledger.appendEncoded(writes.drafts) : [];
   const entries = writes.suppressions.flatMap((s) =>
-    writeHashes(deps.keys.suppressionKeys, s.matchKey).map((h) => ({
-      ...h, scope: ALL_SCOPE, reason: suppressionOf[s.status].reason, created_at: at, event_seq: seqOf.get(s.eventId) ?? null,
-    })),
+    s.addresses.flatMap((address) =>
+      writeHashes(ctx.deps.keys.suppressionKeys, address).map((h) => ({
+        ...h, scope: ALL_SCOPE, reason: suppressionOf[s.status].reason, created_at: ctx.at, event_seq: rows[s.draft]?.seq ?? null,
+      })),
+    ),
   );
   for (let i = 0; i < entries.length; i += 400) await insertSuppressions(trx, entries.slice(i, i + 400));
-  const outcomes = input.plans.flatMap((p) => p.decision.outcomes);
-  return {
-    contacts_created: writes.created.length,
-    imported: outcomes.filter((o) => o === 'imported').length,
-    suppressed: outcomes.filter((o) => o === 'suppressed').length,
-    unchanged: outcomes.filter((o) => o === 'merged' || o === 'unchanged').length,
-    merged: input.plans.filter((p) => p.decision.merged !== null).length,
-  };
+  return writes.contacts.length / contactColumns.length;
 }
 
 /**
@@ -200,61 +212,60 @@ async function writePlans(
  * so the ledger holds the objection, bounce or complaint with its evidence
  * (Art. 5(2), 21(3)) and the person can exercise their rights over it.
  */
-function draftPlan(writes: Writes, input: { deps: BatchDeps; run: RunContext; plan: Plan; key: Buffer | undefined; now: Date }): void {
-  const { deps, run, plan, now } = input;
-  const at = now.toISOString();
-  const contact = plan.contact ?? newContact(deps, plan, at);
-  if (!plan.contact) writes.created.push(contact);
-  let key = input.key;
+function draftPlan(writes: Writes, ctx: WriteContext, plan: Plan, storedKey: Buffer | undefined): void {
+  const { deps, run, at, newId } = ctx;
+  const first = plan.rows[0]!;
+  let contactId: string;
+  if (plan.contact) contactId = plan.contact.id;
+  else {
+    contactId = newId();
+    const locale = plan.rows.find((r) => r.locale !== null)?.locale ?? null;
+    writes.contacts.push(contactId, first.address, plan.matchKeys[0], first.providerKey, locale, at, null);
+  }
+  let key = storedKey;
   if (!key) {
-    const fresh = createContactKey(deps.keys.masterKeys, contact.id);
-    writes.newKeys.push({ contact_id: contact.id, wrapped_key: fresh.wrapped, created_at: at });
+    const fresh = createContactKey(deps.keys.masterKeys, contactId);
+    writes.keys.push(contactId, fresh.wrapped, at);
     key = fresh.key;
   }
-  const contactKey = key;
-  const ctx: EvidenceContext = { ...run, seal: (data: PersonalData) => sealPersonal(contactKey, data) };
-  const event = (type: EventDraft['type'], topicId: string | null, evidence: EventDraft['evidence']): EventDraft => {
-    const draft = { id: deps.newId(), contactId: contact.id, topicId, type, occurredAt: now, evidence };
-    writes.drafts.push(draft);
-    return draft;
-  };
-  plan.rows.forEach((row, i) => {
-    const outcome = plan.decision.outcomes[i];
-    if (outcome === 'imported') event('imported', run.topicId, importedEvidence(ctx, row));
-    if (outcome !== 'suppressed' || row.status === 'subscribed') return;
-    const draft = event(suppressionOf[row.status].event, null, suppressionEvidence(ctx, row));
-    if (i === plan.decision.suppressionRow) writes.suppressions.push({ eventId: draft.id, matchKey: plan.matchKey, status: row.status });
-  });
-  if (plan.decision.merged) event('merged', run.topicId, mergedEvidence(ctx, { rows: plan.rows, decision: plan.decision, contactExisted: plan.contact !== undefined }));
-  // Names only for new people kept for re-permission; of a person who opted out no more is stored than needed (Art. 5(1)(c)).
-  const named = plan.rows.find((r) => r.firstName !== null || r.lastName !== null);
-  if (!plan.contact && named && plan.decision.suppressionRow === null) {
-    writes.names.push({ contact_id: contact.id, sealed: sealNames(contactKey, named), updated_at: at });
+  const event = (type: EncodedEventDraft['type'], topicId: string | null, evidence: string): number =>
+    writes.drafts.push({ id: newId(), contactId, topicId, type, occurredAt: at, evidence }) - 1;
+  const { decision } = plan;
+  for (let i = 0; i < plan.rows.length; i++) {
+    const row = plan.rows[i]!;
+    const outcome = decision.outcomes[i];
+    if (outcome === 'imported') {
+      // The JSON that sealPersonal would make of { address, ip? } and { ip }, written out.
+      const j = JSON.stringify;
+      const personal = sealFast(key, row.optinIp === null ? `{"address":${j(row.address)}}` : `{"address":${j(row.address)},"ip":${j(row.optinIp)}}`);
+      const confirmPersonal = row.confirmIp === null ? null : sealFast(key, `{"ip":${j(row.confirmIp)}}`);
+      event('imported', run.topicId, importedEvidenceJson(ctx.encoded, row, { personal, confirmPersonal }));
+    } else if (outcome === 'suppressed' && row.status !== 'subscribed') {
+      const draft = event(suppressionOf[row.status].event, null, suppressionEvidenceJson(ctx.encoded, row, sealPersonal(key, { address: row.address })));
+      if (i === decision.suppressionRow) writes.suppressions.push({ draft, addresses: addressesOf(plan), status: row.status });
+    }
   }
+  if (decision.merged) {
+    const contactKey = key;
+    const evidence: EvidenceContext = { ...run, seal: (data: PersonalData) => sealPersonal(contactKey, data) };
+    event('merged', run.topicId, canonicalJson(mergedEvidence(evidence, { rows: plan.rows, decision, contactExisted: plan.contact !== undefined })));
+  }
+  // Names only for new people kept for re-permission; of a person who opted out no more is stored than needed (Art. 5(1)(c)).
+  if (plan.contact || decision.suppressionRow !== null) return;
+  const named = first.firstName !== null || first.lastName !== null ? first : plan.rows.find((r) => r.firstName !== null || r.lastName !== null);
+  if (named) writes.names.push(contactId, sealNames(key, named), at);
 }
 
 /** Evidence keys of existing contacts, unwrapped. */
 async function existingKeys(trx: Transaction<Tables>, deps: BatchDeps, contactIds: string[]): Promise<Map<string, Buffer>> {
+  if (contactIds.length === 0) return new Map();
   const rows = await findWrappedKeys(trx, contactIds);
   return new Map(rows.map((r) => [r.contact_id, unwrapContactKey(deps.keys.masterKeys, r.contact_id, r.wrapped_key)]));
 }
 
-function newContact(deps: BatchDeps, plan: Plan, at: string): Contact {
-  const first = plan.rows[0]!;
-  return {
-    id: deps.newId(),
-    address: first.address,
-    match_key: plan.matchKey,
-    provider_key: first.providerKey,
-    locale: plan.rows.find((r) => r.locale !== null)?.locale ?? null,
-    created_at: at,
-    erased_at: null,
-  };
-}
-
 /** Names sealed like evidence, so erasing the contact's key erases them (Art. 17). */
 function sealNames(key: Buffer, row: ImportRow): string {
-  return seal(key, JSON.stringify({ first_name: row.firstName, last_name: row.lastName }), NAMES_AAD);
+  return sealFast(key, JSON.stringify({ first_name: row.firstName, last_name: row.lastName }), NAMES_AAD);
 }
 
 function add(a: ImportCounters, b: Partial<ImportCounters>): ImportCounters {

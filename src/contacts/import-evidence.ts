@@ -90,3 +90,41 @@ export function mergedEvidence(
     }),
   };
 }
+
+/** The run's constant evidence fields, JSON-encoded once for the per-row encoders below. */
+export interface EncodedContext {
+  actor: string;
+  declaredBasis: string;
+  importId: string;
+  method: string;
+  sourceFile: string;
+}
+
+export function encodeContext(ctx: Omit<EvidenceContext, 'seal'>): EncodedContext {
+  const j = JSON.stringify;
+  return { actor: j(ctx.actor), declaredBasis: j(ctx.declaredBasis), importId: j(ctx.importId), method: j(method(ctx as EvidenceContext)), sourceFile: j(ctx.fileName) };
+}
+
+/**
+ * `canonicalJson(importedEvidence(...))` written out, keys in canonical
+ * order, for the import's hot path (tests hold the two equal). `personal`
+ * and `confirmPersonal` are the sealed values importedEvidence would seal.
+ */
+export function importedEvidenceJson(enc: EncodedContext, row: ImportRow, sealed: { personal: string; confirmPersonal: string | null }): string {
+  const j = JSON.stringify;
+  let out = `{"actor":${enc.actor}`;
+  if (sealed.confirmPersonal !== null) out += `,"confirm_personal":${j(sealed.confirmPersonal)}`;
+  if (row.confirmTime !== null) out += `,"confirm_time":${j(row.confirmTime)}`;
+  out += `,"declared_basis":${enc.declaredBasis},"declared_status":${j(row.declaredStatus)},"import_id":${enc.importId},"line":${row.line},"method":${enc.method}`;
+  if (row.optinTime !== null) out += `,"optin_time":${j(row.optinTime)}`;
+  return `${out},"personal":${j(sealed.personal)},"row":${row.row},"source_file":${enc.sourceFile}}`;
+}
+
+/** `canonicalJson(suppressionEvidence(...))` written out, likewise. */
+export function suppressionEvidenceJson(enc: EncodedContext, row: ImportRow, personal: string): string {
+  const j = JSON.stringify;
+  return (
+    `{"actor":${enc.actor},"declared_status":${j(row.declaredStatus)},"import_id":${enc.importId},"line":${row.line},"method":${enc.method}` +
+    `,"personal":${j(personal)},"row":${row.row},"source_file":${enc.sourceFile}}`
+  );
+}

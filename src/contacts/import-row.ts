@@ -5,7 +5,7 @@
  */
 import { parseAddress } from './address.js';
 import type { CsvRecord } from './import-csv.js';
-import type { ColumnMap, ImportField } from './import-mapping.js';
+import type { ColumnMap } from './import-mapping.js';
 
 /** What a legacy list says about a person, reduced to what Assent acts on. */
 export type DeclaredStatus = 'subscribed' | 'unsubscribed' | 'bounced' | 'complained' | 'not_subscribed';
@@ -65,6 +65,7 @@ export function parseStatus(text: string): DeclaredStatus | null {
 }
 
 const MAX_TEXT = 100;
+const CONTROL = /\p{Cc}/u;
 
 export interface RowContext {
   row: number;
@@ -77,22 +78,18 @@ export interface RowContext {
 
 /** Checks one record, in the order a person would fix them: shape, then bytes, then the address, then the status. */
 export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote {
-  const note = (reason: RowNote['reason'], detail = ''): RowNote => ({ row: ctx.row, line: record.line, reason, detail });
-  if (record.fields.every((f) => f.trim() === '')) return note('empty_row');
-  if (record.fault) return note(record.fault);
-  if (record.fields.length !== ctx.width) return note('column_count', `expected ${ctx.width} fields, found ${record.fields.length}`);
-  if (record.fields.some((f) => f.includes('\uFFFD'))) return note('undecodable', 'bytes that are not valid in the file encoding');
-  const cell = (field: ImportField): string | null => {
-    const index = ctx.columns[field];
-    const value = index === undefined ? '' : (record.fields[index] ?? '').trim();
-    return value === '' ? null : value;
-  };
-  const parsed = parseAddress(cell('email') ?? '');
-  if (!parsed.ok) return note('bad_address', parsed.reason);
-  const statusText = cell('status');
-  const status = statusText === null ? (ctx.columns.status === undefined ? ctx.defaultStatus : null) : parseStatus(statusText);
-  if (status === null) return note('unknown_status', statusText === null ? 'empty' : printable(statusText));
-  if (status === 'not_subscribed') return note('not_subscribed', printable(statusText ?? ctx.defaultStatus));
+  const { fields } = record;
+  if (isBlank(fields)) return note(ctx, record, 'empty_row');
+  if (record.fault) return note(ctx, record, record.fault);
+  if (fields.length !== ctx.width) return note(ctx, record, 'column_count', `expected ${ctx.width} fields, found ${fields.length}`);
+  for (const field of fields) if (field.includes('\uFFFD')) return note(ctx, record, 'undecodable', 'bytes that are not valid in the file encoding');
+  const { columns } = ctx;
+  const parsed = parseAddress(cell(fields, columns.email) ?? '');
+  if (!parsed.ok) return note(ctx, record, 'bad_address', parsed.reason);
+  const statusText = cell(fields, columns.status);
+  const status = statusText === null ? (columns.status === undefined ? ctx.defaultStatus : null) : parseStatus(statusText);
+  if (status === null) return note(ctx, record, 'unknown_status', statusText === null ? 'empty' : printable(statusText));
+  if (status === 'not_subscribed') return note(ctx, record, 'not_subscribed', printable(statusText ?? ctx.defaultStatus));
   return {
     row: ctx.row,
     line: record.line,
@@ -101,14 +98,30 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
     providerKey: parsed.providerKey,
     status,
     declaredStatus: statusText ?? ctx.defaultStatus,
-    firstName: text(cell('first_name')),
-    lastName: text(cell('last_name')),
-    locale: normaliseLocale(cell('locale')),
-    optinTime: text(cell('optin_time')),
-    optinIp: text(cell('optin_ip')),
-    confirmTime: text(cell('confirm_time')),
-    confirmIp: text(cell('confirm_ip')),
+    firstName: text(cell(fields, columns.first_name)),
+    lastName: text(cell(fields, columns.last_name)),
+    locale: normaliseLocale(cell(fields, columns.locale)),
+    optinTime: text(cell(fields, columns.optin_time)),
+    optinIp: text(cell(fields, columns.optin_ip)),
+    confirmTime: text(cell(fields, columns.confirm_time)),
+    confirmIp: text(cell(fields, columns.confirm_ip)),
   };
+}
+
+function note(ctx: RowContext, record: CsvRecord, reason: RowNote['reason'], detail = ''): RowNote {
+  return { row: ctx.row, line: record.line, reason, detail };
+}
+
+function isBlank(fields: readonly string[]): boolean {
+  for (const field of fields) if (field.trim() !== '') return false;
+  return true;
+}
+
+/** A field's trimmed text, or null when the column is absent or the cell empty. */
+function cell(fields: readonly string[], index: number | undefined): string | null {
+  if (index === undefined) return null;
+  const value = (fields[index] ?? '').trim();
+  return value === '' ? null : value;
 }
 
 /** A BCP 47 tag in canonical form ("en_GB" → "en-GB"), or null when it is none. */
@@ -124,6 +137,7 @@ export function normaliseLocale(value: string | null): string | null {
 /** Free text kept within bounds and without control characters. */
 function text(value: string | null): string | null {
   if (value === null) return null;
+  if (value.length <= MAX_TEXT && !CONTROL.test(value)) return value;
   const clean = value.replace(/\p{Cc}/gu, ' ').trim().slice(0, MAX_TEXT);
   return clean === '' ? null : clean;
 }

@@ -4,7 +4,7 @@
  * SQLite's bound-parameter limit.
  */
 import type { Insertable, Kysely, Transaction } from 'kysely';
-import type { Contact, ContactNamesTable, ImportRowsTable, ImportRun, ImportsTable, Tables } from '../storage/index.js';
+import { insertMany, type Contact, type ImportRowsTable, type ImportRun, type ImportsTable, type Tables } from '../storage/index.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
@@ -112,21 +112,44 @@ export async function findWrappedKeys(db: Executor, contactIds: string[]): Promi
   return out;
 }
 
-/** Stores new contacts. */
-export async function insertContacts(trx: Transaction<Tables>, contacts: Contact[]): Promise<void> {
-  for (const part of chunks(contacts)) await trx.insertInto('contacts').values(part).execute();
+// The batch writes below take flat, row-major values in the column order
+// named beside them (storage's insertMany): an import writes a row to each
+// table for most CSV rows, and the query builder's per-value nodes would cost
+// more than the inserts.
+
+export const contactColumns = ['id', 'address', 'match_key', 'provider_key', 'locale', 'created_at', 'erased_at'] as const;
+export const contactKeyColumns = ['contact_id', 'wrapped_key', 'created_at'] as const;
+export const contactNameColumns = ['contact_id', 'sealed', 'updated_at'] as const;
+
+/** Stores new contacts (values in `contactColumns` order). */
+export async function insertContactValues(trx: Transaction<Tables>, values: readonly unknown[]): Promise<void> {
+  await insertMany(trx, { table: 'contacts', columns: contactColumns }, values);
 }
 
-/** Stores wrapped evidence keys. */
-export async function insertContactKeys(trx: Transaction<Tables>, rows: { contact_id: string; wrapped_key: string; created_at: string }[]): Promise<void> {
-  for (const part of chunks(rows)) await trx.insertInto('contact_keys').values(part).execute();
+/** Stores wrapped evidence keys (values in `contactKeyColumns` order). */
+export async function insertContactKeyValues(trx: Transaction<Tables>, values: readonly unknown[]): Promise<void> {
+  await insertMany(trx, { table: 'contact_keys', columns: contactKeyColumns }, values);
 }
 
-/** Stores sealed names; a contact's existing names are kept. */
-export async function insertContactNames(trx: Transaction<Tables>, rows: Insertable<ContactNamesTable>[]): Promise<void> {
-  for (const part of chunks(rows)) {
-    await trx.insertInto('contact_names').values(part).onConflict((oc) => oc.column('contact_id').doNothing()).execute();
+/** Stores sealed names (values in `contactNameColumns` order); a contact's existing names are kept. */
+export async function insertContactNameValues(trx: Transaction<Tables>, values: readonly unknown[]): Promise<void> {
+  await insertMany(trx, { table: 'contact_names', columns: contactNameColumns, conflict: 'on conflict ("contact_id") do nothing' }, values);
+}
+
+/** Operator merges of any of the contacts (probable duplicates merged into a kept contact). */
+export async function findMergesOf(trx: Transaction<Tables>, contactIds: string[]): Promise<{ contact_id: string; merged_into: string }[]> {
+  const out: { contact_id: string; merged_into: string }[] = [];
+  for (const part of chunks(contactIds)) {
+    out.push(...(await trx.selectFrom('contact_merges').select(['contact_id', 'merged_into']).where('contact_id', 'in', part).execute()));
   }
+  return out;
+}
+
+/** Contacts by id. */
+export async function findContactsByIds(trx: Transaction<Tables>, ids: string[]): Promise<Contact[]> {
+  const out: Contact[] = [];
+  for (const part of chunks(ids)) out.push(...(await trx.selectFrom('contacts').selectAll().where('id', 'in', part).execute()));
+  return out;
 }
 
 /** Sealed names of the contacts. */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { databaseTargets, type TestDatabase } from '../../test/support/databases.js';
 import { checkGate, findSuppressions, lookupHashes, readContactEvents, verifyLedger, withLedger, type SuppressionKey } from '../consent/index.js';
-import { createCampaign, startCampaign } from '../campaigns/index.js';
+import { createCampaign, mergeProbableDuplicates, startCampaign } from '../campaigns/index.js';
 import { claimBatch } from '../delivery/claim.service.js';
 import { eraseContact } from '../dsr/index.js';
 import { fixedClock } from '../shared/clock.js';
@@ -204,6 +204,37 @@ for (const target of await databaseTargets()) {
       const second = await importContacts(deps(), { stream: Readable.from([csv]), fileName: 'upload.csv', topicSlug: 'news' });
       assert.notEqual(second.import_id, first.import_id);
       assert.deepEqual([second.imported, second.contacts_created], [1, 0], 'a second imported event with its own evidence, no new contact');
+    });
+
+    test('an address an operator merged into another contact acts on the kept one (contact_merges.merged_into), never on the merged-away one', async () => {
+      const person = async (address: string) => {
+        const contact: Contact = { id: newId(), address, match_key: address, provider_key: 'kept.merge@gmail.com'.replace('.', ''), locale: null, created_at: T0.toISOString(), erased_at: null };
+        await insertContact(db, contact);
+        await insertContactKey(db, { contact_id: contact.id, wrapped_key: createContactKey(keys.masterKeys, contact.id).wrapped, created_at: T0.toISOString() });
+        return contact;
+      };
+      const kept = await person('kept.merge@gmail.com');
+      const gone = await person('keptmerge+old@gmail.com');
+      await mergeProbableDuplicates({ db, clock, newId }, { keepId: kept.id, otherId: gone.id });
+      const goneEvents = await typesOf(gone.id);
+
+      const first = await run('KeptMerge+Old@gmail.com,Old,Name,subscribed,2019-01-01,192.0.2.7\r\n');
+      assert.deepEqual([first.imported, first.contacts_created, first.suppressed], [1, 0, 0]);
+      assert.deepEqual([await stateOf(kept.id), await stateOf(gone.id)], ['imported', null], 'the kept contact holds the import; the merged-away one gets no state back');
+      assert.deepEqual(await typesOf(gone.id), goneEvents, 'no event on the merged-away contact');
+      const [imported] = (await readContactEvents(db, kept.id)).filter((e) => e.type === 'imported');
+      const key = unwrapContactKey(keys.masterKeys, kept.id, (await findContactKey(db, kept.id))!);
+      assert.deepEqual(openPersonal(key, JSON.parse(imported!.evidence).personal), { address: 'KeptMerge+Old@gmail.com', ip: '192.0.2.7' }, 'sealed under the kept contact\'s key');
+      assert.deepEqual(await findContactNames({ db, keys }, [kept.id, gone.id]), new Map(), 'names are only stored for new contacts');
+
+      const second = await run('keptmerge+old@gmail.com,,,unsubscribed,,\r\nkept.merge@gmail.com,,,subscribed,,\r\n');
+      assert.deepEqual([second.suppressed, second.imported, second.unchanged, second.merged, second.contacts_created], [1, 0, 1, 1, 0], 'both addresses are one person: the opt-out wins');
+      assert.deepEqual((await typesOf(kept.id)).slice(-3), ['imported', 'objected', 'merged']);
+      assert.deepEqual(await typesOf(gone.id), goneEvents);
+      const keptHash = lookupHashes(keys.suppressionKeys, 'kept.merge@gmail.com')[0]!;
+      assert.deepEqual(await db.selectFrom('suppressions').select(['scope', 'reason']).where('key_hash', '=', keptHash).execute(), [{ scope: 'all', reason: 'unsubscribed' }], 'the kept address itself, not only its alias');
+      assert.deepEqual(await checkGate(db, keys.suppressionKeys, { contact: kept, topicId, purpose: 'repermission' }), { allowed: false, reason: 'suppressed' });
+      assert.equal((await verifyLedger(db)).ok, true);
     });
 
     test('a batch refuses to commit when another process moved the import on (no row applied twice)', async () => {

@@ -20,6 +20,7 @@ import type { SuppressionKey } from '../consent/index.js';
 import { findTopicBySlug } from '../topics/index.js';
 import { unwrapContactKey, type MasterKey } from './contact-keys.js';
 import { commitBatch, NAMES_AAD, zeroCounters, type Batch, type ImportCounters, type RunContext } from './import-batch.js';
+import { withBoundedHeapGrowth } from './import-heap.js';
 import { parseMapOption, resolveColumns, type MapOverrides } from './import-mapping.js';
 import { readRow, parseStatus, type DeclaredStatus, type RowContext } from './import-row.js';
 import { describeFile, openCsv, parseDelimiter, parseEncoding, readFileBytes, type CsvSource } from './import-source.js';
@@ -102,7 +103,7 @@ export async function importContacts(deps: ImportDeps, input: ImportInput): Prom
   };
   const resumedFrom = Number(run.rows_done);
   const readContext = { columns, width: source.header.fields.length, defaultStatus: prepared.options.defaultStatus };
-  const done = await runBatches(deps, { input, source, readContext, context, run, totalBytes: prepared.file.size });
+  const done = await withBoundedHeapGrowth(() => runBatches(deps, { input, source, readContext, context, run, totalBytes: prepared.file.size }));
   return finish(deps, input, { run: { ...run, ...done }, prepared, resumedFrom, alreadyCompleted: false, dialect: source.dialect });
 }
 

@@ -51,7 +51,7 @@ function openSqlite(path: string): Storage {
   database.pragma('synchronous = NORMAL');
   // Deleted content is overwritten in the file, not just unlinked (GDPR Art. 17).
   database.pragma('secure_delete = ON');
-  const db = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database }) });
+  const db = new Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database: keepingBulkStatements(database) }) });
   return {
     db,
     dialect: 'sqlite',
@@ -60,6 +60,29 @@ function openSqlite(path: string): Storage {
     close: () => db.destroy(),
     compact: async () => {
       database.pragma('wal_checkpoint(TRUNCATE)');
+    },
+  };
+}
+
+/**
+ * Keeps the prepared statements of the long multi-row INSERTs that batch
+ * writers send (bulk.ts): the driver prepares every query afresh, and
+ * parsing a few hundred rows' worth of placeholders for every batch costs
+ * as much as inserting them. Other statements are prepared as before.
+ */
+function keepingBulkStatements(database: SqliteDatabase.Database): SqliteDialectConfig['database'] {
+  const kept = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => database.close(),
+    prepare: (text: string) => {
+      if (text.length < 1000 || !text.startsWith('insert into')) return database.prepare(text);
+      let statement = kept.get(text);
+      if (!statement) {
+        statement = database.prepare(text);
+        if (kept.size >= 32) kept.delete(kept.keys().next().value!);
+        kept.set(text, statement);
+      }
+      return statement;
     },
   };
 }
