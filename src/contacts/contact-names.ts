@@ -18,8 +18,7 @@ export interface ContactNames {
 
 /**
  * Bound into the sealed names, so names cannot be passed off as evidence or
- * the reverse. Must equal `NAMES_AAD` in import-batch.ts (a test holds them
- * together), which seals what the import stores.
+ * the reverse. The import seals with it too (import-batch.ts).
  */
 export const CONTACT_NAMES_AAD = 'contact_names';
 

@@ -28,12 +28,11 @@ import {
   type EvidenceContext,
 } from './import-evidence.js';
 import type { RestrictiveStatus } from './import-merge.js';
+import { CONTACT_NAMES_AAD } from './contact-names.js';
 import { addressesOf, planBatch, type Plan } from './import-plan.js';
 import type { ImportRow, RowNote } from './import-row.js';
 import { contactColumns, findWrappedKeys, insertContactKeyValues, insertContactNameValues, insertContactValues, insertImportRows, readRowsDone, updateImportProgress } from './import.repository.js';
 
-/** Bound into the sealed names, so they cannot be passed off as evidence or the reverse. */
-export const NAMES_AAD = 'contact_names';
 
 export interface ImportCounters {
   rows: number;
@@ -265,7 +264,7 @@ async function existingKeys(trx: Transaction<Tables>, deps: BatchDeps, contactId
 
 /** Names sealed like evidence, so erasing the contact's key erases them (Art. 17). */
 function sealNames(key: Buffer, row: ImportRow): string {
-  return sealFast(key, JSON.stringify({ first_name: row.firstName, last_name: row.lastName }), NAMES_AAD);
+  return sealFast(key, JSON.stringify({ first_name: row.firstName, last_name: row.lastName }), CONTACT_NAMES_AAD);
 }
 
 function add(a: ImportCounters, b: Partial<ImportCounters>): ImportCounters {

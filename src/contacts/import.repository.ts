@@ -152,11 +152,3 @@ export async function findContactsByIds(trx: Transaction<Tables>, ids: string[])
   return out;
 }
 
-/** Sealed names of the contacts. */
-export async function findSealedNames(db: Executor, contactIds: string[]): Promise<{ contact_id: string; sealed: string }[]> {
-  const out: { contact_id: string; sealed: string }[] = [];
-  for (const part of chunks(contactIds)) {
-    out.push(...(await db.selectFrom('contact_names').select(['contact_id', 'sealed']).where('contact_id', 'in', part).execute()));
-  }
-  return out;
-}

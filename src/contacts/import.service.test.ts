@@ -21,7 +21,8 @@ import { newId } from '../shared/ids.js';
 import { silentLogger } from '../shared/logger.js';
 import type { Contact, Db } from '../storage/index.js';
 import { createContactKey, findContactByMatchKey, findContactKey, insertContact, insertContactKey, openPersonal, unwrapContactKey } from './index.js';
-import { findContactNames, importContacts, type ImportInput, type ImportSummary } from './import.service.js';
+import { readContactNames } from './contact-names.js';
+import { importContacts, type ImportInput, type ImportSummary } from './import.service.js';
 
 const T0 = new Date('2026-03-01T10:00:00.000Z');
 const keys = { masterKeys: [{ version: 1, key: Buffer.alloc(32, 3) }], suppressionKeys: [{ version: 1, key: Buffer.alloc(32, 7) }] as SuppressionKey[] };
@@ -124,7 +125,7 @@ for (const target of await databaseTargets()) {
       assert.doesNotMatch(event!.evidence, /192\.0\.2\.44|eve@example/, 'IP and address only sealed');
       const key = unwrapContactKey(keys.masterKeys, eve.id, (await findContactKey(db, eve.id))!);
       assert.deepEqual(openPersonal(key, evidence.personal), { address: 'eve@example.org', ip: '192.0.2.44' });
-      assert.deepEqual([...(await findContactNames({ db, keys }, [eve.id])).values()], [{ first_name: 'Eve', last_name: 'Émile' }]);
+      assert.deepEqual([...(await readContactNames(db, keys.masterKeys, [eve.id])).values()], [{ first_name: 'Eve', last_name: 'Émile' }]);
     });
 
     test('imports never override a stronger or more restrictive stored state; an unsubscribe row still suppresses a confirmed person', async () => {
@@ -182,7 +183,7 @@ for (const target of await databaseTargets()) {
       const summary = await run(bytes, { encoding: 'windows-1252' });
       assert.deepEqual([summary.imported, summary.errors, summary.encoding], [1, 0, 'windows-1252']);
       const rene = (await contactOf('rene@example.org'))!;
-      assert.deepEqual([...(await findContactNames({ db, keys }, [rene.id])).values()], [{ first_name: 'René', last_name: 'Dupré' }]);
+      assert.deepEqual([...(await readContactNames(db, keys.masterKeys, [rene.id])).values()], [{ first_name: 'René', last_name: 'Dupré' }]);
     });
 
     test('the same file again changes nothing and returns the stored summary; the ledger still verifies', async () => {
@@ -225,7 +226,7 @@ for (const target of await databaseTargets()) {
       const [imported] = (await readContactEvents(db, kept.id)).filter((e) => e.type === 'imported');
       const key = unwrapContactKey(keys.masterKeys, kept.id, (await findContactKey(db, kept.id))!);
       assert.deepEqual(openPersonal(key, JSON.parse(imported!.evidence).personal), { address: 'KeptMerge+Old@gmail.com', ip: '192.0.2.7' }, 'sealed under the kept contact\'s key');
-      assert.deepEqual(await findContactNames({ db, keys }, [kept.id, gone.id]), new Map(), 'names are only stored for new contacts');
+      assert.deepEqual(await readContactNames(db, keys.masterKeys, [kept.id, gone.id]), new Map(), 'names are only stored for new contacts');
 
       const second = await run('keptmerge+old@gmail.com,,,unsubscribed,,\r\nkept.merge@gmail.com,,,subscribed,,\r\n');
       assert.deepEqual([second.suppressed, second.imported, second.unchanged, second.merged, second.contacts_created], [1, 0, 1, 1, 0], 'both addresses are one person: the opt-out wins');

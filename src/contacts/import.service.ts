@@ -19,12 +19,11 @@ import type { Db, ImportRun } from '../storage/index.js';
 import type { SuppressionKey } from '../consent/index.js';
 import { findTopicBySlug } from '../topics/index.js';
 import { unwrapContactKey, type MasterKey } from './contact-keys.js';
-import { commitBatch, NAMES_AAD, zeroCounters, type Batch, type ImportCounters, type RunContext } from './import-batch.js';
-import { withBoundedHeapGrowth } from './import-heap.js';
+import { commitBatch, zeroCounters, type Batch, type ImportCounters, type RunContext } from './import-batch.js';
 import { parseMapOption, resolveColumns, type MapOverrides } from './import-mapping.js';
 import { readRow, parseStatus, type DeclaredStatus, type RowContext } from './import-row.js';
 import { describeFile, openCsv, parseDelimiter, parseEncoding, readFileBytes, type CsvSource } from './import-source.js';
-import { completeImportRun, findImportRows, findImportRun, findSealedNames, findWrappedKeys, insertImportRun } from './import.repository.js';
+import { completeImportRun, findImportRows, findImportRun, findWrappedKeys, insertImportRun } from './import.repository.js';
 
 export interface ImportDeps {
   db: Db;
@@ -103,7 +102,7 @@ export async function importContacts(deps: ImportDeps, input: ImportInput): Prom
   };
   const resumedFrom = Number(run.rows_done);
   const readContext = { columns, width: source.header.fields.length, defaultStatus: prepared.options.defaultStatus };
-  const done = await withBoundedHeapGrowth(() => runBatches(deps, { input, source, readContext, context, run, totalBytes: prepared.file.size }));
+  const done = await runBatches(deps, { input, source, readContext, context, run, totalBytes: prepared.file.size });
   return finish(deps, input, { run: { ...run, ...done }, prepared, resumedFrom, alreadyCompleted: false, dialect: source.dialect });
 }
 
@@ -239,24 +238,4 @@ export async function writeImportReport(db: Db, input: { importId: string; path:
 
 function csvCell(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-/** Opened names of contacts (for rendering); absent when erased (key shredded) or never given. */
-export async function findContactNames(
-  deps: Pick<ImportDeps, 'db' | 'keys'>,
-  contactIds: string[],
-): Promise<Map<string, { first_name: string | null; last_name: string | null }>> {
-  const sealed = await findSealedNames(deps.db, contactIds);
-  const keys = new Map((await findWrappedKeys(deps.db, sealed.map((s) => s.contact_id))).map((k) => [k.contact_id, k.wrapped_key]));
-  const out = new Map<string, { first_name: string | null; last_name: string | null }>();
-  for (const { contact_id, sealed: value } of sealed) {
-    const wrapped = keys.get(contact_id);
-    if (!wrapped) continue;
-    try {
-      out.set(contact_id, JSON.parse(open(unwrapContactKey(deps.keys.masterKeys, contact_id, wrapped), value, NAMES_AAD)));
-    } catch {
-      // A key that no longer opens it: treated as no names, like an erased contact.
-    }
-  }
-  return out;
 }
