@@ -12,6 +12,7 @@
  *              transaction: what an import cannot beat.
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
 import { createReadStream, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -101,6 +102,8 @@ function transportStats(transport: object): { transport?: { open: number; inFlig
 }
 
 if (task.kind === 'campaign') {
+  // As bin/assent.mjs sets it for `npm start` and `assent worker`, before Assent is loaded.
+  setFlagsFromString('--heap-growing-percent=50');
   // Imported here, not at the top: the other tasks must not pay for loading Assent.
   const { buildRuntime, readConfig } = await import('../../src/main.js');
   const { startWorker } = await import('../../src/worker-root.js');
