@@ -6,6 +6,7 @@
  */
 import { hmacHex } from '../shared/crypto.js';
 import { aliasKeys } from '../contacts/index.js';
+import type { SuppressionsTable } from '../storage/index.js';
 
 export interface SuppressionKey {
   version: number;
@@ -15,16 +16,8 @@ export interface SuppressionKey {
 /** Scope of a suppression: every marketing purpose, or one topic. */
 export const ALL_SCOPE = 'all';
 
-/** One stored entry: a keyed hash of an address (or alias), never the address. */
-export interface SuppressionRow {
-  key_hash: string;
-  key_version: number;
-  scope: string;
-  reason: string;
-  created_at: string;
-  /** The ledger event that wrote it, when one did. */
-  event_seq: number | null;
-}
+/** One stored entry: a keyed hash of an address (or alias), never the address; `event_seq` is the ledger event that wrote it, when one did. */
+export type SuppressionRow = SuppressionsTable;
 
 export type SuppressionReason = 'objected' | 'unsubscribed' | 'bounced' | 'complained' | 'erased' | 'restricted' | 'imported';
 
