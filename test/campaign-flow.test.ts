@@ -32,6 +32,7 @@ import {
   deliveriesOf,
   deriveRuntime,
   seedConfirmedContacts,
+  sendToCompletion,
   signUp,
   startNewCampaign,
   topicIdOf,
@@ -218,12 +219,7 @@ for (const target of await databaseTargets()) {
       assert.equal(await oneClick(rt, unsubscribeUrl(withdrawnLater, campaignId)), 200);
       await eraseContact(dsr, { contactId: erasedLater, channel: 'operator' });
 
-      const worker = startWorker(R, { idleMs: 25 });
-      try {
-        await waitUntilSent(R, campaignId);
-      } finally {
-        await worker.stop();
-      }
+      await sendToCompletion(R, campaignId);
       const received = ofCampaign(peer, campaignId);
       assert.deepEqual(received.map((m) => m.rcptTo.join(',')).sort(), [...audience.values()].sort(), 'each confirmed contact exactly once, nobody else');
 
@@ -287,12 +283,7 @@ for (const target of await databaseTargets()) {
       });
       extra.push(R);
       const campaignId = await startNewCampaign(R, { topicSlug: 'newsletter' });
-      const worker = startWorker(R, { idleMs: 25 });
-      try {
-        await waitUntilSent(R, campaignId);
-      } finally {
-        await worker.stop();
-      }
+      await sendToCompletion(R, campaignId);
       const received = ofCampaign(peer, campaignId);
       assert.deepEqual(received.map((m) => m.rcptTo[0]).sort(), [...first.audience.values()].sort());
       const rows = new Map((await deliveriesOf(R.storage.db, campaignId)).map((d) => [d.contact_id, d]));
@@ -326,18 +317,13 @@ for (const target of await databaseTargets()) {
 
       // An earlier campaign: every reader gets a mail whose List-Unsubscribe URL the leaver will use.
       const earlier = await startNewCampaign(R, { topicSlug: 'weekly', subject: 'Week 1' });
-      let worker = startWorker(R, { idleMs: 25 });
-      try {
-        await waitUntilSent(R, earlier);
-      } finally {
-        await worker.stop();
-      }
+      await sendToCompletion(R, earlier);
       assert.equal(ofCampaign(peer, earlier).length, 30);
 
       // The running campaign: ten messages go out, then the peer holds its replies, freezing the worker's lanes.
       peer.holdAfter(10);
       const running = await startNewCampaign(R, { topicSlug: 'weekly', subject: 'Week 2' });
-      worker = startWorker(R, { idleMs: 25 });
+      const worker = startWorker(R, { idleMs: 25 });
       try {
         await waitFor('the third batch to reach the held peer', async () => {
           const rows = await deliveriesOf(db, running);

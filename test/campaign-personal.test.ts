@@ -14,11 +14,10 @@ import { simpleParser } from 'mailparser';
 import { findContactKey, sealContactNames, unwrapContactKey } from '../src/contacts/index.js';
 import { addTemplate } from '../src/templates/index.js';
 import { newId } from '../src/shared/ids.js';
-import { startWorker } from '../src/worker-root.js';
 import { databaseTargets } from './support/databases.js';
 import { startTestRuntime, type TestRuntime } from './support/runtime.js';
 import { startSmtpPeer, type SmtpPeer } from './support/smtp-peer.js';
-import { addTopicWithForm, seedConfirmedContacts, startNewCampaign, waitUntilSent } from './support/campaign.js';
+import { addTopicWithForm, seedConfirmedContacts, sendToCompletion, startNewCampaign } from './support/campaign.js';
 
 const TEMPLATE = `<!doctype html><html><body>
 <p>Hello {{ contact.first_name | default: "there" }} {{ contact.last_name }}!</p>
@@ -67,12 +66,8 @@ for (const target of await databaseTargets()) {
       await db.updateTable('contacts').set({ locale: 'de' }).where('id', '=', zoe!.id).execute();
 
       const campaignId = await startNewCampaign(R, { topicSlug: 'letters', template: 'letter', subject: 'For {{ contact.first_name | default: "you" }}' });
-      const worker = startWorker(R, { idleMs: 25 });
-      try {
-        await waitUntilSent(R, campaignId);
-      } finally {
-        await worker.stop();
-      }
+      await sendToCompletion(R, campaignId);
+      assert.deepEqual(peer.messages.map((m) => m.rcptTo.join(',')).sort(), ['alex@letters.example.org', 'nameless@letters.example.org', 'zoe@letters.example.org']);
       const received = new Map<string, { subject: string; html: string; text: string }>();
       for (const message of peer.messages) {
         const parsed = await simpleParser(message.raw);

@@ -12,9 +12,10 @@ import type { VersionedKey } from '../config/secrets.js';
 import { AppError } from '../shared/errors.js';
 import { findTopicsByIds } from '../topics/index.js';
 import { createRecipientRenderer, loadCompiledTemplate, type CompiledTemplate, type RecipientRenderer } from '../templates/index.js';
-import { findContactLocales, readContactNames, type ContactNames, type MasterKey } from '../contacts/index.js';
+import type { MasterKey } from '../contacts/index.js';
 import { signLinkToken } from '../preferences/link-token.js';
-import { prepareCampaignMessage, type PreparedCampaignMessage } from '../delivery/campaign-message.js';
+import type { PreparedCampaignMessage } from '../delivery/campaign-message.js';
+import { campaignMessageBuilder, createRecipientLoader, type RecipientLoader } from './recipients.js';
 import type { DkimSigner } from '../delivery/dkim.js';
 import type { OutgoingMessage } from '../delivery/transport.js';
 import type { Campaign } from './campaign.js';
@@ -61,18 +62,18 @@ export interface CampaignRenderer {
 }
 
 export function createCampaignRenderer(deps: RendererDeps): CampaignRenderer {
-  const regular = createRegularRenderer(deps);
+  const recipients = createRecipientLoader(deps);
+  const regular = createRegularRenderer(deps, recipients);
   // A re-permission request is written by Assent, never from an operator template (issue 5 point 4).
-  const repermission = createRepermissionRenderer(deps);
+  const repermission = createRepermissionRenderer(deps, recipients);
   const render = async (target: RenderTarget) =>
     (await repermission.owns(target.campaignId)) ? repermission.render(target) : regular(target);
-  return Object.assign(render, { prefetch: regular.prefetch });
+  return Object.assign(render, { prefetch: (targets: readonly RenderTarget[]) => recipients.prefetch(targets.map((t) => t.contactId)) });
 }
 
-function createRegularRenderer(deps: RendererDeps): CampaignRenderer {
+function createRegularRenderer(deps: RendererDeps, recipients: RecipientLoader): (target: RenderTarget) => Promise<OutgoingMessage> {
   const prepared = preparedPerCampaign((campaignId) => prepare(deps, campaignId));
-  const recipients = createRecipientLoader(deps);
-  const render = async (target: RenderTarget) => {
+  return async (target: RenderTarget) => {
     const [p, person] = await Promise.all([prepared(target.campaignId), recipients(target.contactId)]);
     const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, {
       purpose: 'unsubscribe',
@@ -97,71 +98,6 @@ function createRegularRenderer(deps: RendererDeps): CampaignRenderer {
       messageDate: deps.clock.now(),
     });
   };
-  return Object.assign(render, { prefetch: (targets: readonly RenderTarget[]) => recipients.prefetch(targets.map((t) => t.contactId)) });
-}
-
-interface Recipient extends ContactNames {
-  locale: string | null;
-}
-
-/**
- * What a template may print about a recipient beyond the address: names
- * (sealed; opened here) and language. The worker prefetches a claimed batch
- * in one query; a lookup that was not prefetched is batched with the others
- * made in the same turn of the event loop.
- */
-function createRecipientLoader(deps: RendererDeps): {
-  (contactId: string): Promise<Recipient>;
-  prefetch(contactIds: readonly string[]): void;
-} {
-  const ahead = new Map<string, Promise<Recipient>>();
-  let waiting: Map<string, { resolve: (r: Recipient) => void; reject: (e: unknown) => void }[]> | undefined;
-  const fetch = async (ids: string[]): Promise<Map<string, Recipient>> => {
-    const [locales, names] = await Promise.all([findContactLocales(deps.db, ids), readContactNames(deps.db, deps.masterKeys, ids)]);
-    return new Map(ids.map((id) => [id, { locale: locales.get(id) ?? null, first_name: names.get(id)?.first_name ?? null, last_name: names.get(id)?.last_name ?? null }]));
-  };
-  const flush = async (batch: NonNullable<typeof waiting>) => {
-    try {
-      const found = await fetch([...batch.keys()]);
-      for (const [id, callers] of batch) for (const caller of callers) caller.resolve(found.get(id)!);
-    } catch (error) {
-      for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
-    }
-  };
-  const load = (contactId: string): Promise<Recipient> => {
-    const prefetched = ahead.get(contactId);
-    if (prefetched) {
-      ahead.delete(contactId);
-      return prefetched;
-    }
-    return new Promise((resolve, reject) => {
-      if (waiting === undefined) {
-        const batch = (waiting = new Map());
-        setImmediate(() => {
-          waiting = undefined;
-          void flush(batch);
-        });
-      }
-      const callers = waiting.get(contactId) ?? [];
-      callers.push({ resolve, reject });
-      waiting.set(contactId, callers);
-    });
-  };
-  const prefetch = (contactIds: readonly string[]) => {
-    const ids = [...new Set(contactIds)].filter((id) => !ahead.has(id));
-    if (ids.length === 0) return;
-    const found = fetch(ids);
-    // A failed prefetch is dropped: each render then looks its recipient up again.
-    found.catch(() => ids.forEach((id) => ahead.delete(id)));
-    for (const id of ids) {
-      const one = found.then((all) => all.get(id)!);
-      one.catch(() => undefined);
-      ahead.set(id, one);
-    }
-    // Bounded: entries nobody rendered (a batch abandoned on shutdown) do not pile up.
-    while (ahead.size > 20_000) ahead.delete(ahead.keys().next().value!);
-  };
-  return Object.assign(load, { prefetch });
 }
 
 async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared> {
@@ -174,15 +110,7 @@ async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared
     version: campaign.template_version,
     subject: campaign.subject,
   });
-  const builder = prepareCampaignMessage({
-    from: campaign.from_address,
-    subject: campaign.subject,
-    listId: { name: topic.name, id: `${topic.slug}.${deps.domain}` },
-    domain: deps.domain,
-    ...(deps.unsubscribeMailto ? { unsubscribeMailto: deps.unsubscribeMailto } : {}),
-    returnPath: deps.returnPath ?? bareAddress(campaign.from_address),
-    ...(deps.dkim ? { dkim: deps.dkim } : {}),
-  });
+  const builder = campaignMessageBuilder(deps, campaign, topic);
   const render = createRecipientRenderer(compiled, {
     campaign: { id: campaign.id, subject: campaign.subject },
     controller: {
@@ -193,8 +121,4 @@ async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared
     },
   });
   return { campaign, topicId: topic.id, compiled, render, builder };
-}
-
-function bareAddress(from: string): string {
-  return /<([^>]+)>\s*$/.exec(from)?.[1] ?? from.trim();
 }

@@ -8,10 +8,10 @@
  */
 import { preparedPerCampaign } from './prepared-cache.js';
 import { AppError } from '../shared/errors.js';
-import { findContactById } from '../contacts/index.js';
 import { findTopicsByIds } from '../topics/index.js';
 import { signLinkToken } from '../preferences/link-token.js';
-import { prepareCampaignMessage, type PreparedCampaignMessage } from '../delivery/campaign-message.js';
+import type { PreparedCampaignMessage } from '../delivery/campaign-message.js';
+import { campaignMessageBuilder, type RecipientLoader } from './recipients.js';
 import type { OutgoingMessage } from '../delivery/transport.js';
 import type { RendererDeps, RenderTarget } from './campaign-renderer.js';
 import { findCampaign } from './campaign.repository.js';
@@ -32,7 +32,7 @@ export interface RepermissionRenderer {
   render(target: RenderTarget): Promise<OutgoingMessage>;
 }
 
-export function createRepermissionRenderer(deps: RendererDeps): RepermissionRenderer {
+export function createRepermissionRenderer(deps: RendererDeps, recipients: RecipientLoader): RepermissionRenderer {
   // null: the campaign is not a re-permission campaign.
   const prepared = preparedPerCampaign((campaignId) => prepare(deps, campaignId));
   return {
@@ -40,13 +40,13 @@ export function createRepermissionRenderer(deps: RendererDeps): RepermissionRend
     render: async (target) => {
       const p = await prepared(target.campaignId);
       if (!p) throw new AppError('conflict', `campaign ${target.campaignId} is not a re-permission campaign`);
-      const contact = await findContactById(deps.db, target.contactId);
+      const recipient = await recipients(target.contactId);
       const scope = { contactId: target.contactId, topicId: p.topicId, campaignId: target.campaignId };
       const confirmUrl = `${deps.publicUrl}/r/${signLinkToken(deps.linkKeys, { purpose: 'repermission', ...scope })}`;
       const unsubscribeUrl = `${deps.publicUrl}/u/${signLinkToken(deps.linkKeys, { purpose: 'unsubscribe', ...scope })}`;
       const preferencesUrl = `${deps.publicUrl}/p/${signLinkToken(deps.linkKeys, { purpose: 'preferences', contactId: target.contactId })}`;
       const mail = repermissionMail({
-        locale: contact?.locale ?? deps.defaultLocale ?? 'en',
+        locale: recipient.locale ?? deps.defaultLocale ?? 'en',
         controller: deps.controller,
         topicName: p.topicName,
         deadline: p.deadline,
@@ -77,14 +77,6 @@ async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared
   if (!row) throw new AppError('not_found', `re-permission campaign ${campaignId} has no deadline`);
   const [topic] = await findTopicsByIds(deps.db, [campaign.topic_id]);
   if (!topic) throw new AppError('not_found', `campaign ${campaignId} names a missing topic`);
-  const builder = prepareCampaignMessage({
-    from: campaign.from_address,
-    subject: campaign.subject,
-    listId: { name: topic.name, id: `${topic.slug}.${deps.domain}` },
-    domain: deps.domain,
-    ...(deps.unsubscribeMailto ? { unsubscribeMailto: deps.unsubscribeMailto } : {}),
-    returnPath: deps.returnPath ?? (/<([^>]+)>\s*$/.exec(campaign.from_address)?.[1] ?? campaign.from_address.trim()),
-    ...(deps.dkim ? { dkim: deps.dkim } : {}),
-  });
+  const builder = campaignMessageBuilder(deps, campaign, topic);
   return { topicId: topic.id, topicName: topic.name, deadline: new Date(row.deadline_at), reminder: row.parent_id !== null, builder };
 }

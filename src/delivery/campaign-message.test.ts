@@ -157,6 +157,8 @@ describe('campaign messages (EML-01, EML-02, EML-03, EML-08)', () => {
     ];
     const htmlSplit = { statics, values: ['Zoë O&#39;Brien', `https://example.org/u/${token}?a=1&b=2`] };
     const textSplit = { statics: ['Dear ', ' \nFrom the team\n'], values: ['Zoë'] };
+    const other = (b: ReturnType<typeof prepareCampaignMessage>) =>
+      b.build({ ...recipient, html: { statics, values: ['Al', 'https://example.org/u/x'] }, text: { statics: textSplit.statics, values: ['Al'] } });
     const signer = createDkimSigner({ domain: 'example.org', selector: 'brisbane', privateKeyPem: ED_PEM });
     const builder = prepareCampaignMessage({ ...options, dkim: signer });
     const split = builder.build({ ...recipient, html: htmlSplit, text: textSplit });
@@ -165,13 +167,14 @@ describe('campaign messages (EML-01, EML-02, EML-03, EML-08)', () => {
     assert.equal(a.html, b.html);
     assert.equal(a.text, b.text);
     assert.match(String(a.html), /Dear Zoë O&#39;Brien,/);
+    // The split path itself ran: both parts quoted-printable, not a base64 fallback.
+    for (const raw of [split.raw, other(builder).raw]) assert.equal((raw.toString().match(/Content-Transfer-Encoding: quoted-printable/g) ?? []).length, 2);
     const body = split.raw.toString('utf8').slice(split.raw.indexOf('\r\n\r\n'));
     assert.ok(body.split('\r\n').every((line) => line.length <= 76), 'quoted-printable lines of at most 76 characters');
     assert.doesNotMatch(body, /^From /m);
     assert.deepEqual(await verifyDkim(split.raw, 'brisbane', ED_PEM), ['pass']);
     // A second recipient of the same shape reuses the encoded statics and still decodes exactly.
-    const other = builder.build({ ...recipient, html: { statics, values: ['Al', 'https://example.org/u/x'] }, text: { statics: textSplit.statics, values: ['Al'] } });
-    const parsed = await simpleParser(other.raw);
+    const parsed = await simpleParser(other(builder).raw);
     assert.equal(parsed.text, 'Dear Al \nFrom the team\n');
   });
 

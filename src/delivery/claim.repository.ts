@@ -113,31 +113,6 @@ export async function skipDeliveries(
     .execute();
 }
 
-/** Records a message the transport accepted, under the consent event that allowed it. Still 'claimed' even if the lease lapsed: it was sent. */
-export async function markDeliverySent(
-  db: Executor,
-  input: { key: DeliveryKey; messageId: string; consentEventSeq: number; now: string },
-): Promise<boolean> {
-  const result = await db
-    .updateTable('deliveries')
-    .set((eb) => ({
-      status: 'sent',
-      message_id: input.messageId,
-      consent_event_seq: input.consentEventSeq,
-      sent_at: input.now,
-      attempts: eb('attempts', '+', 1),
-      error: null,
-      lease_owner: null,
-      lease_until: null,
-      updated_at: input.now,
-    }))
-    .where('campaign_id', '=', input.key.campaignId)
-    .where('contact_id', '=', input.key.contactId)
-    .where('status', '=', 'claimed')
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows) === 1;
-}
-
 export interface SentMark {
   key: DeliveryKey;
   messageId: string;
@@ -149,7 +124,9 @@ export interface SentMark {
 const MARKS_PER_STATEMENT = 500;
 
 /**
- * `markDeliverySent` for many rows in one statement per 500 (UPDATE … FROM a
+ * Records messages the transport accepted, each under the consent event that
+ * allowed it; a row still 'claimed' even if its lease lapsed, since it was
+ * sent. One statement per 500 (UPDATE … FROM a
  * VALUES list, SQLite 3.33+ and PostgreSQL alike). Returns the keys that were
  * still 'claimed' and are now 'sent', as "campaignId|contactId".
  */

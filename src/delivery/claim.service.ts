@@ -11,7 +11,6 @@ import {
   findClaimCampaigns,
   findClaimContacts,
   markDeliveriesSent,
-  markDeliverySent,
   releaseDelivery,
   skipDeliveries,
   type DeliveryKey,
@@ -134,8 +133,8 @@ export async function markSent(
   deps: Pick<ClaimDeps, 'db'>,
   input: { delivery: ClaimedDelivery; messageId: string; now: Date },
 ): Promise<boolean> {
-  const { delivery } = input;
-  return markDeliverySent(deps.db, { key: delivery, messageId: input.messageId, consentEventSeq: delivery.consentEventSeq, now: input.now.toISOString() });
+  const [recorded] = await markSentMany(deps, { marks: [{ delivery: input.delivery, messageId: input.messageId, sentAt: input.now }], now: input.now });
+  return recorded!;
 }
 
 /**

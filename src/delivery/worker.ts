@@ -146,8 +146,9 @@ class Lanes {
 }
 
 /**
- * Group commit of 'sent' marks: a mark waits for the statement in progress,
- * then goes with every mark that arrived meanwhile, in one statement. At
+ * Group commit of 'sent' marks: the marks of a short window (or a full
+ * window's worth, or those that arrived while the previous commit ran) go
+ * in one statement. At
  * thousands of messages a second this turns thousands of single-row UPDATE
  * transactions into a few dozen, and each caller still learns that its own
  * row was recorded before its lane is free.

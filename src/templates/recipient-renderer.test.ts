@@ -73,7 +73,10 @@ describe('split rendering per recipient', () => {
   test('shapes are shared: two recipients of one shape get the same statics array', async () => {
     const compiled = await compileTemplate(templates['HTML with unless, elsif and a default']!);
     const render = createRecipientRenderer(compiled, fixed);
-    assert.equal(render(recipients[0]!).html.statics, render(recipients[7]!).html.statics);
+    const sam = person({ first_name: 'Sam', last_name: 'Lee', email: 'sam@example.org', locale: 'en' }, 9);
+    const [alex, other] = [render(recipients[0]!), render(sam)];
+    assert.equal(alex.html.statics, other.html.statics);
+    assert.notDeepEqual(alex.html.values, other.html.values);
     assert.notEqual(render(recipients[0]!).html.statics, render(recipients[2]!).html.statics);
   });
 
@@ -111,5 +114,7 @@ describe('split rendering per recipient', () => {
     const compiled: CompiledTemplate = { ...(await compileTemplate(templates['HTML with unless, elsif and a default']!)), textMode: 'converted' };
     const got = createRecipientRenderer(compiled, fixed)(recipients[0]!);
     assert.equal(got.html.values.length, 0);
+    const expected = compiled.render({ ...fixed, ...recipients[0]! });
+    assert.deepEqual([got.subject, joinSplit(got.html), joinSplit(got.text)], [expected.subject, expected.html, expected.text]);
   });
 });

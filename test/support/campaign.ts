@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/config.js';
 import { buildRuntime, type Runtime } from '../../src/main.js';
+import { startWorker } from '../../src/worker-root.js';
 import { campaignStatus, createCampaign, preflightCampaign, startCampaign, type Campaign, type CampaignStatusReport } from '../../src/campaigns/index.js';
 import { withLedger, type EventDraft } from '../../src/consent/index.js';
 import { createContactKey, parseAddress, sealPersonal } from '../../src/contacts/index.js';
@@ -179,6 +180,16 @@ export async function waitUntilSent(runtime: Runtime, campaignId: string, timeou
     const status = await statusOf(runtime, campaignId);
     return status.status === 'sent' ? status : undefined;
   }, { timeoutMs, intervalMs: 50, describe: async () => JSON.stringify(await statusOf(runtime, campaignId)) });
+}
+
+/** Runs an in-process worker (the one `npm start` runs) until the campaign is 'sent', then stops it. */
+export async function sendToCompletion(runtime: Runtime, campaignId: string): Promise<CampaignStatusReport> {
+  const worker = startWorker(runtime, { idleMs: 25 });
+  try {
+    return await waitUntilSent(runtime, campaignId);
+  } finally {
+    await worker.stop();
+  }
 }
 
 export function deliveriesOf(db: Db, campaignId: string) {
