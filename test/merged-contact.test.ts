@@ -151,6 +151,7 @@ for (const target of await databaseTargets()) {
       const erasedB = (await readContactEvents(db(), other.id)).at(-1)!;
       assert.equal((JSON.parse(erasedB.evidence) as Record<string, unknown>).erased_with, kept.id);
       assert.equal((await db().selectFrom('contact_keys').select('contact_id').where('contact_id', 'in', [kept.id, other.id]).execute()).length, 0);
+      assert.equal((await db().selectFrom('contact_names').select('contact_id').where('contact_id', 'in', [kept.id, other.id]).execute()).length, 0);
       assert.equal((await verifyLedger(db())).ok, true);
       // Either address signing up again sends nothing.
       assert.deepEqual(await sign(OTHER, 'events'), []);

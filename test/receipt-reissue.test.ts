@@ -93,7 +93,9 @@ for (const target of await databaseTargets()) {
       rt.clock.advance(DAY_MS);
       const again = await reissued(contact.id);
       assert.deepEqual({ ...again.claims, iat: 0 }, { ...mailed, iat: 0 });
+      assert.equal(again.claims.iat, Math.floor(rt.clock.now().getTime() / 1000));
       assert.match(again.line, /through the sign-up form/);
+      assert.doesNotMatch(again.line, /re-permission/);
     });
   });
 }

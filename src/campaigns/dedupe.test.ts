@@ -23,15 +23,15 @@ const T0 = new Date('2026-03-01T10:00:00.000Z');
 const T1 = new Date('2026-03-02T12:00:00.000Z');
 
 describe('merge rule (pure)', () => {
-  test('GDPR-21, Art. 7(3): an opt-out always wins; otherwise no record lacking consent takes away one the person gave', () => {
+  test('GDPR-21, Art. 7(3): the most restrictive state wins, an opt-out over everything; a merge never raises a state', () => {
     // Rows: the kept record's state; columns: the other's. Every pair, both ways round.
-    const states = ['withdrawn', 'confirmed', 'requested', 'lapsed', 'imported'];
+    const states = ['withdrawn', 'lapsed', 'imported', 'requested', 'confirmed'];
     const expected: Record<string, string[]> = {
       withdrawn: ['withdrawn', 'withdrawn', 'withdrawn', 'withdrawn', 'withdrawn'],
-      confirmed: ['withdrawn', 'confirmed', 'confirmed', 'confirmed', 'confirmed'],
-      requested: ['withdrawn', 'confirmed', 'requested', 'requested', 'requested'],
-      lapsed: ['withdrawn', 'confirmed', 'requested', 'lapsed', 'lapsed'],
-      imported: ['withdrawn', 'confirmed', 'requested', 'lapsed', 'imported'],
+      lapsed: ['withdrawn', 'lapsed', 'lapsed', 'lapsed', 'lapsed'],
+      imported: ['withdrawn', 'lapsed', 'imported', 'imported', 'imported'],
+      requested: ['withdrawn', 'lapsed', 'imported', 'requested', 'requested'],
+      confirmed: ['withdrawn', 'lapsed', 'imported', 'requested', 'confirmed'],
     };
     for (const a of states) assert.deepEqual(states.map((b) => winningState(a, b)), expected[a], a);
     assert.deepEqual(precedence, states);
@@ -43,7 +43,7 @@ describe('merge rule (pure)', () => {
     const other = new Map([['a', 'withdrawn'], ['b', 'confirmed'], ['d', 'requested']]);
     assert.deepEqual(mergeTopicStates(kept, other), [
       { topicId: 'a', before: 'confirmed', other: 'withdrawn', after: 'withdrawn' },
-      { topicId: 'b', before: 'imported', other: 'confirmed', after: 'confirmed' },
+      { topicId: 'b', before: 'imported', other: 'confirmed', after: 'imported' },
       { topicId: 'c', before: 'lapsed', other: null, after: 'lapsed' },
       { topicId: 'd', before: null, other: 'requested', after: 'requested' },
     ]);
@@ -166,42 +166,41 @@ for (const target of await databaseTargets()) {
         topics: [
           { topic: 'alerts', before: 'lapsed', other: 'imported', after: 'lapsed' },
           { topic: 'newsletter', before: 'confirmed', other: 'withdrawn', after: 'withdrawn' },
-          { topic: 'offers', before: 'imported', other: 'confirmed', after: 'confirmed' },
+          { topic: 'offers', before: 'imported', other: 'confirmed', after: 'imported' },
           { topic: 'updates', before: null, other: 'requested', after: 'requested' },
         ],
-        changed: 3,
+        changed: 2,
         event_seq: 0,
       });
-      assert.deepEqual(await statesOf(ids.keep), { alerts: 'lapsed', newsletter: 'withdrawn', offers: 'confirmed', updates: 'requested' });
+      assert.deepEqual(await statesOf(ids.keep), { alerts: 'lapsed', newsletter: 'withdrawn', offers: 'imported', updates: 'requested' });
       assert.deepEqual(await statesOf(ids.other), {}, 'the other record answers for nothing any more');
       const otherEvents = await db().selectFrom('consent_events').selectAll().where('contact_id', '=', ids.other).orderBy('seq').execute();
       assert.deepEqual(otherEvents.slice(0, -1).map((e) => ({ seq: e.seq, hash: e.hash })), otherEventsBefore, 'every event of the other record stays');
       const closing = JSON.parse(otherEvents.at(-1)!.evidence) as { merged_into: string; moved_states: unknown[] };
       assert.deepEqual([otherEvents.at(-1)!.type, closing.merged_into, closing.moved_states.length], ['merged', ids.keep, 4]);
       const keptEvents = await db().selectFrom('consent_events').selectAll().where('contact_id', '=', ids.keep).where('occurred_at', '=', T1.toISOString()).orderBy('seq').execute();
-      assert.equal(keptEvents.length, 4);
-      assert.deepEqual(new Set(keptEvents.slice(0, 3).map((e) => `${e.type}:${e.topic_id}`)), new Set([`withdrawn:${topics.newsletter}`, `confirmed:${topics.offers}`, `requested:${topics.updates}`]));
+      assert.equal(keptEvents.length, 3);
+      assert.deepEqual(new Set(keptEvents.slice(0, 2).map((e) => `${e.type}:${e.topic_id}`)), new Set([`withdrawn:${topics.newsletter}`, `requested:${topics.updates}`]));
       const carried = JSON.parse(keptEvents[0]!.evidence) as Record<string, unknown>;
       assert.deepEqual([carried.method, carried.actor, carried.other_contact_id], ['operator_merge', 'operator', ids.other]);
       assert.ok(otherEventsBefore.some((e) => e.hash === carried.source_event_hash), 'points at the event it carries over');
-      assert.equal(keptEvents[3]!.type, 'merged');
-      assert.equal(Number(keptEvents[3]!.seq), outcome.event_seq);
+      assert.equal(keptEvents[2]!.type, 'merged');
+      assert.equal(Number(keptEvents[2]!.seq), outcome.event_seq);
       const row = await db().selectFrom('contact_merges').selectAll().executeTakeFirstOrThrow();
       assert.deepEqual({ ...row, event_seq: Number(row.event_seq) }, { contact_id: ids.other, merged_into: ids.keep, merged_at: T1.toISOString(), event_seq: outcome.event_seq });
       assert.equal((await verifyLedger(db())).ok, true);
 
-      // A campaign to a topic the other record had confirmed reaches the person once, through the kept record.
+      // The other record's confirmation did not raise the kept record: a campaign to that topic reaches neither.
       const campaign = await createCampaign(deps(), { topicSlug: 'offers', templateName: 't', subject: 's', fromAddress: 'news@example.org' });
       await startCampaign(deps(), campaign.id);
       const audience = await db().selectFrom('deliveries').select('contact_id').where('campaign_id', '=', campaign.id).execute();
-      assert.deepEqual(audience.map((d) => d.contact_id), [ids.keep]);
+      assert.deepEqual(audience.map((d) => d.contact_id), []);
     });
 
     test('after the merge the report shows its changes and drops the pair; a second merge or a non-pair is refused', async () => {
       const merges = await collect(stateChangingMerges(deps()));
       assert.deepEqual(merges.slice(1).map(({ event_seq: _, ...m }) => m), [
         { contact_id: ids.keep, other_contact_id: ids.other, topic: 'newsletter', before: 'confirmed', after: 'withdrawn', at: T1.toISOString(), source: 'operator_merge' },
-        { contact_id: ids.keep, other_contact_id: ids.other, topic: 'offers', before: 'imported', after: 'confirmed', at: T1.toISOString(), source: 'operator_merge' },
         { contact_id: ids.keep, other_contact_id: ids.other, topic: 'updates', before: null, after: 'requested', at: T1.toISOString(), source: 'operator_merge' },
       ].sort((a, b) => topics[a.topic as keyof typeof topics].localeCompare(topics[b.topic as keyof typeof topics])));
       const probable = await collect(probableDuplicates(deps()));
@@ -216,7 +215,7 @@ for (const target of await databaseTargets()) {
       const csvFile = join(rt.dataDir, 'dedupe.csv');
       const csv = await cli('dedupe', '--csv', csvFile);
       assert.equal(csv.code, 0, csv.err.join('\n'));
-      assert.deepEqual(csv.out, [`wrote 4 state change(s) and 1 probable duplicate group(s) to ${csvFile}`]);
+      assert.deepEqual(csv.out, [`wrote 3 state change(s) and 1 probable duplicate group(s) to ${csvFile}`]);
       assert.deepEqual(readFileSync(csvFile, 'utf8').split('\r\n'), [
         'kind,contact_id,other_contact_id,topic,before,after,at,source,provider_key,address,states',
         ...merges.map((m) => `merge,${m.contact_id},${m.other_contact_id ?? ''},${m.topic},${m.before ?? ''},${m.after},${m.at},${m.source},,,`),

@@ -12,21 +12,22 @@ import { AppError } from '../shared/errors.js';
 import { topicEventTypes, type EventDraft, type TopicEventType } from '../consent/index.js';
 
 /**
- * Which state the kept record takes when the two differ. `withdrawn`, the
- * person's own opt-out, wins over everything: no merge can drop an
- * unsubscribe (GDPR Art. 7(3), 21(3)). The other states are not a wish
- * against mail but the absence (imported, lapsed) or the progress
- * (requested) of a consent, so a record lacking consent never takes away a
- * consent the person gave through the other record ("withdraw nothing the
- * person did not withdraw"): confirmed, then requested (the person's own
- * fresh act), then lapsed (asked, no answer), then imported (never asked).
- * This is the import's rule too (contacts/import-merge.ts: opt-outs win,
- * an unproven import never touches a confirmed or pending double opt-in).
- * Objections, bounces and complaints are suppressions, keyed under every
- * provider alias, so they already cover both records of a probable pair.
+ * Which state the kept record takes when the two differ: the most
+ * restrictive (DESIGN.md flow 2, issue 5 point 3), ordered by what each
+ * state still lets Assent send. `withdrawn`, the person's own opt-out,
+ * allows nothing and wins over everything: no merge can drop an unsubscribe
+ * (GDPR Art. 7(3), 21(3)). Then `lapsed` (asked, no answer: only a new
+ * sign-up brings them back), `imported` (only a re-permission request),
+ * `requested` (only the confirmation mail), and last `confirmed`. So a merge
+ * never raises a record's state: a confirmation the other record holds is
+ * kept as that record's evidence, not carried over a weaker state. A topic
+ * only the other record holds keeps that record's state: both records are
+ * one mailbox (probable duplicates are provider aliases), and no record is
+ * not an opt-out. Objections, bounces and complaints are suppressions, keyed
+ * under every provider alias, so they already cover both records of a pair.
  * A state not listed here comes first: unknown errs towards not sending.
  */
-export const precedence: readonly string[] = ['withdrawn', 'confirmed', 'requested', 'lapsed', 'imported'];
+export const precedence: readonly string[] = ['withdrawn', 'lapsed', 'imported', 'requested', 'confirmed'];
 
 function rank(state: string): number {
   return precedence.indexOf(state);
