@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { confirmRepermission, createRepermissionCampaign, inspectRepermission, mergeProbableDuplicates } from '../src/campaigns/index.js';
+import { confirmRepermission, createRepermissionCampaign, inspectRepermission, mergeProbableDuplicates, runRepermissionJobs } from '../src/campaigns/index.js';
 import { readContactEvents, verifyLedger, withLedger } from '../src/consent/index.js';
 import { createContactKey, findContactByMatchKey, findContactById, insertContact, insertContactKey, parseAddress } from '../src/contacts/index.js';
 import { eraseContact } from '../src/dsr/index.js';
@@ -200,6 +200,39 @@ for (const target of await databaseTargets()) {
       assert.deepEqual(states, [{ contact_id: ids.kept, state: 'confirmed' }]);
       assert.deepEqual((await readContactEvents(db(), ids.other)).map((e) => e.type), ['imported', 'merged']);
       assert.deepEqual(rt.transport.sent.slice(sent).map((m) => m.envelope.to), [[KEPT]], 'the receipt goes to the kept address');
+      assert.equal((await verifyLedger(db())).ok, true);
+    });
+
+    test('unanswered until the deadline: the kept contact lapses, though the request went to the merged-away record', async () => {
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      const deps = { db: db(), clock: rt.clock, newId };
+      const pair = { kept: newId(), other: newId() };
+      const now = rt.clock.now();
+      await withLedger(db(), async (trx, ledger) => {
+        for (const [id, address] of [[pair.kept, 'mary.jones@gmail.com'], [pair.other, 'maryjones+news@gmail.com']] as const) {
+          const parsed = parseAddress(address);
+          assert.ok(parsed.ok);
+          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: now.toISOString(), erased_at: null });
+          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: now.toISOString() });
+        }
+        await ledger.append([{ id: newId(), contactId: pair.other, topicId: topic.id, type: 'imported', occurredAt: now, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } }]);
+      });
+      const deadline = new Date(now.getTime() + 14 * DAY_MS);
+      const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline, fromAddress: 'Example Ltd <news@assent.example.org>' });
+      // The request went out to B, as the worker records it.
+      await db().insertInto('deliveries').values({
+        campaign_id: campaign.id, contact_id: pair.other, status: 'sent', attempts: 1, next_attempt_at: now.toISOString(), updated_at: now.toISOString(),
+        sent_at: now.toISOString(), message_id: `<c.${campaign.id}.${pair.other}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
+      }).execute();
+      await mergeProbableDuplicates(deps, { keepId: pair.kept, otherId: pair.other });
+      const stateOf = async (id: string) =>
+        (await db().selectFrom('consent_states').select('state').where('contact_id', '=', id).where('topic_id', '=', topic.id).executeTakeFirst())?.state;
+      assert.equal(await stateOf(pair.kept), 'imported');
+      rt.clock.set(new Date(deadline.getTime() + 1000));
+      const report = await runRepermissionJobs(deps, rt.clock.now());
+      assert.ok(report.lapsed >= 1);
+      assert.equal(await stateOf(pair.kept), 'lapsed');
+      assert.equal(await stateOf(pair.other), undefined);
       assert.equal((await verifyLedger(db())).ok, true);
     });
   });

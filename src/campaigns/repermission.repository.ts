@@ -115,7 +115,7 @@ export async function nextUnansweredBatch(
   trx: Transaction<Tables>,
   input: { campaignId: string; topicId: string; limit: number },
 ): Promise<{ contact_id: string; event_seq: number }[]> {
-  return trx
+  const direct = await trx
     .selectFrom('deliveries as d')
     .innerJoin('consent_states as s', (j) => j.onRef('s.contact_id', '=', 'd.contact_id').on('s.topic_id', '=', input.topicId))
     .select(['d.contact_id', 's.event_seq'])
@@ -124,6 +124,21 @@ export async function nextUnansweredBatch(
     .orderBy('d.contact_id')
     .limit(input.limit)
     .execute();
+  if (direct.length === input.limit) return direct;
+  // A request went to a record an operator merged into another afterwards:
+  // the kept record holds the state now, and it lapses too (merges are few).
+  const merged = await trx
+    .selectFrom('deliveries as d')
+    .innerJoin('contact_merges as m', 'm.contact_id', 'd.contact_id')
+    .innerJoin('consent_states as s', (j) => j.onRef('s.contact_id', '=', 'm.merged_into').on('s.topic_id', '=', input.topicId))
+    .select(['s.contact_id', 's.event_seq'])
+    .where('d.campaign_id', '=', input.campaignId)
+    .where('s.state', '=', 'imported')
+    .orderBy('s.contact_id')
+    .limit(input.limit - direct.length)
+    .execute();
+  const seen = new Set(direct.map((r) => r.contact_id));
+  return [...direct, ...merged.filter((r) => !seen.has(r.contact_id) && seen.add(r.contact_id))];
 }
 
 /** Records that the deadline job finished with a campaign. */
