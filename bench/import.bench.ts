@@ -4,20 +4,22 @@
  * plain better-sqlite3 bulk insert of the same rows in one transaction (the
  * floor an import cannot beat), all in one run.
  */
+import { randomUUID } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { ChildTask, FloorChildResult } from './lib/child.js';
+import type { ChildTask, FloorChildResult, MinimumChildResult } from './lib/child.js';
 import { benchResult, expectSuccess, lastJsonLine, repoRoot, spawnNode, type Finished } from './lib/procs.js';
-import { childEnv, makeInstance, prepareImportTarget, TOPIC_SLUG, type Instance } from './lib/setup.js';
+import { childEnv, makeInstance, prepareImportTarget, prepareSchemaOnly, TOPIC_SLUG, type Instance } from './lib/setup.js';
 import { createDatabase } from './lib/postgres.js';
 import { fixed, int, mb, secs, table, verdict } from './lib/table.js';
 import type { BenchContext } from './run.js';
 
 const RSS_TARGET_KB = 300 * 1024;
+const MINIMUM_LABEL = 'design minimum: better-sqlite3, required rows only';
 
 export interface CsvShape {
   rows: number;
@@ -140,6 +142,22 @@ export async function runImportBench(ctx: BenchContext): Promise<void> {
     ok: true,
   });
 
+  ctx.log('   design minimum: better-sqlite3 writing only the rows the design requires, into Assent\'s schema');
+  const minimumFile = join(ctx.tmp, 'minimum.sqlite');
+  await prepareSchemaOnly(minimumFile);
+  const minimumTask: ChildTask = { kind: 'minimum', csvFile: csv, sqliteFile: minimumFile, topicId: randomUUID() };
+  const minimumRun = expectSuccess(await spawnNode('minimum', ['--import', 'tsx', 'bench/lib/child.ts'], { env: { BENCH_TASK: JSON.stringify(minimumTask) } }).done);
+  const minimum = benchResult<MinimumChildResult>(minimumRun);
+  results.push({
+    importer: MINIMUM_LABEL,
+    rows: minimum.rows,
+    ms: minimumRun.wallMs,
+    cpuUs: minimumRun.cpuUs,
+    maxRssKb: minimumRun.maxRssKb,
+    result: `${int(minimum.people)} contacts, ${int(minimum.events)} chained events (${secs(minimum.elapsedMs)} s in-process)`,
+    ok: true,
+  });
+
   const importAvailable = existsSync(join(repoRoot, 'src/cli/import.commands.ts'));
   for (const database of ['sqlite', 'postgres'] as const) {
     const label = `assent import -> ${database === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`;
@@ -247,6 +265,13 @@ export async function runImportBench(ctx: BenchContext): Promise<void> {
     const ratio = (sqliteRow.rows * 1000) / sqliteRow.ms / floorRate;
     ratioRows.push(['assent import SQLite / floor', fixed(ratio, 3), '>= 0.25', verdict(ratio, 0.25, 'min')]);
     ctx.summary.push(`import ${int(rows)}: SQLite ${int((sqliteRow.rows * 1000) / sqliteRow.ms)} rows/s = ${fixed(ratio, 3)} x floor (>= 0.25 ${verdict(ratio, 0.25, 'min')})`);
+  }
+  const minimumRow = results.find((r) => r.importer === MINIMUM_LABEL);
+  if (minimumRow?.ok) {
+    const minimumRate = (minimumRow.rows * 1000) / minimumRow.ms;
+    ratioRows.push(['design minimum / floor', fixed(minimumRate / floorRate, 3), '-', '']);
+    ctx.summary.push(`import ${int(rows)}: the design minimum (required rows only, no checks) = ${fixed(minimumRate / floorRate, 3)} x floor`);
+    if (sqliteRow?.ok) ratioRows.push(['assent import SQLite / design minimum', fixed((sqliteRow.rows * 1000) / sqliteRow.ms / minimumRate, 3), '-', '']);
   }
   if (pgRow?.ok) ratioRows.push(['assent import PostgreSQL / floor', fixed((pgRow.rows * 1000) / pgRow.ms / floorRate, 3), '-', '']);
   for (const r of [sqliteRow, pgRow]) {

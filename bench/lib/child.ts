@@ -10,6 +10,8 @@
  *              transport, one sendMail per recipient composing the message.
  *   floor      A plain better-sqlite3 bulk insert of a CSV's rows in one
  *              transaction: what an import cannot beat.
+ *   minimum    Plain better-sqlite3 writing only the rows DESIGN.md requires
+ *              per imported person into Assent's schema (design-minimum.ts).
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
@@ -38,7 +40,8 @@ export type ChildTask =
       from: string;
       subject: string;
     }
-  | { kind: 'floor'; csvFile: string; sqliteFile: string };
+  | { kind: 'floor'; csvFile: string; sqliteFile: string }
+  | { kind: 'minimum'; csvFile: string; sqliteFile: string; topicId: string };
 
 export interface CampaignChildResult {
   /** Campaign start (materialisation included) to status 'sent'. */
@@ -69,6 +72,14 @@ export interface NodemailerChildResult {
   sent: number;
   failed: number;
   firstError?: string;
+}
+
+export interface MinimumChildResult {
+  rows: number;
+  people: number;
+  events: number;
+  elapsedMs: number;
+  cpuUs: number;
 }
 
 export interface FloorChildResult {
@@ -297,4 +308,9 @@ if (task.kind === 'campaign') {
   db.close();
   const out: FloorChildResult = { elapsedMs: performance.now() - t0, cpuUs: cpuTotal(process.cpuUsage(cpu0)), rows };
   result(out);
+} else if (task.kind === 'minimum') {
+  const { designMinimum } = await import('./design-minimum.js');
+  const cpu0 = process.cpuUsage();
+  const out = await designMinimum(task.csvFile, task.sqliteFile, task.topicId);
+  result({ ...out, cpuUs: cpuTotal(process.cpuUsage(cpu0)) });
 }

@@ -163,3 +163,13 @@ export async function prepareImportTarget(instance: Instance): Promise<void> {
     await storage.close();
   }
 }
+
+/** Assent's schema in a fresh SQLite file, for the design-minimum importer (made before its process starts, as the import's target is). */
+export async function prepareSchemaOnly(sqliteFile: string): Promise<void> {
+  const storage = openStorage(sqliteFile);
+  try {
+    await migrateToLatest(storage.db);
+  } finally {
+    await storage.close();
+  }
+}
