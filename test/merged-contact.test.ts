@@ -7,10 +7,15 @@
  * (one person, every record). On every database.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { confirmRepermission, createRepermissionCampaign, inspectRepermission, mergeProbableDuplicates, runRepermissionJobs } from '../src/campaigns/index.js';
 import { readContactEvents, verifyLedger, withLedger } from '../src/consent/index.js';
-import { createContactKey, findContactByMatchKey, findContactById, insertContact, insertContactKey, parseAddress } from '../src/contacts/index.js';
+import { createContactKey, findContactByMatchKey, findContactById, findMergedInto, insertContact, insertContactKey, keptContactOf, parseAddress } from '../src/contacts/index.js';
+import { importContacts } from '../src/contacts/import.service.js';
+import { AppError } from '../src/shared/errors.js';
 import { eraseContact } from '../src/dsr/index.js';
 import { addForm, requestTopicSubscription } from '../src/forms/index.js';
 import { loadCentre, resolveLink, signLinkToken, unsubscribeByLink, type PreferenceDeps } from '../src/preferences/index.js';
@@ -234,6 +239,59 @@ for (const target of await databaseTargets()) {
       assert.equal(await stateOf(pair.kept), 'lapsed');
       assert.equal(await stateOf(pair.other), undefined);
       assert.equal((await verifyLedger(db())).ok, true);
+    });
+  });
+}
+
+for (const target of await databaseTargets()) {
+  describe(`a merge record that leads nowhere stops what would revive the merged-away contact (${target.name})`, { skip: target.skip }, () => {
+    let rt: TestRuntime;
+    const db = () => rt.runtime.storage.db;
+    const address = 'orphan.merge@example.com';
+    let orphan: Contact;
+    let dir: string;
+
+    before(async () => {
+      rt = await startTestRuntime(target, { start: START });
+      dir = mkdtempSync(join(tmpdir(), 'assent-merge-'));
+      const parsed = parseAddress(address);
+      assert.ok(parsed.ok);
+      orphan = { id: newId(), address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: START.toISOString(), erased_at: null };
+      await insertContact(db(), orphan);
+      await insertContactKey(db(), { contact_id: orphan.id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, orphan.id).wrapped, created_at: START.toISOString() });
+      // Changed by hand: the merge names a contact that is not stored.
+      await db().insertInto('contact_merges').values({ contact_id: orphan.id, merged_into: newId(), merged_at: START.toISOString(), event_seq: 0 }).execute();
+    });
+    after(async () => {
+      await rt?.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('keptContactOf and findMergedInto fail with a clear error instead of answering with the merged-away record', async () => {
+      await assert.rejects(keptContactOf(db(), orphan), (e: unknown) => e instanceof AppError && e.code === 'conflict' && /not stored/.test(e.message));
+      await assert.rejects(findMergedInto(db(), orphan.id), (e: unknown) => e instanceof AppError && /contact_merges/.test(e.message));
+    });
+
+    test('a subscription asked for through the record changes nothing', async () => {
+      const before = await db().selectFrom('consent_events').select('seq').execute();
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      await assert.rejects(
+        requestTopicSubscription(rt.runtime.signup, { contactId: orphan.id, topicIds: [topic.id], ip: '203.0.113.7', userAgent: 'Browser', locale: 'en' }),
+        (e: unknown) => e instanceof AppError && e.code === 'conflict',
+      );
+      assert.equal((await db().selectFrom('consent_events').select('seq').execute()).length, before.length);
+    });
+
+    test('an import of the address fails whole: no event, no state, no progress', async () => {
+      const file = join(dir, 'orphan.csv');
+      writeFileSync(file, `email,status\nsomeone.else@example.com,subscribed\n${address},subscribed\n`);
+      const deps = { db: db(), clock: rt.clock, newId, keys: { masterKeys: rt.runtime.secrets.masterKeys, suppressionKeys: rt.runtime.secrets.suppressionKeys } };
+      await assert.rejects(importContacts(deps, { path: file, topicSlug: 'newsletter' }), (e: unknown) => e instanceof AppError && e.code === 'conflict' && e.message.includes(orphan.id));
+      assert.deepEqual(await readContactEvents(db(), orphan.id), []);
+      assert.equal((await db().selectFrom('contacts').select('id').where('match_key', '=', 'someone.else@example.com').execute()).length, 0, 'the batch rolled back whole');
+      assert.equal((await db().selectFrom('consent_states').select('contact_id').execute()).length, 0);
+      const runs = await db().selectFrom('imports').select('rows_done').execute();
+      assert.deepEqual(runs.map((r) => Number(r.rows_done)), [0]);
     });
   });
 }

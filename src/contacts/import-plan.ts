@@ -8,6 +8,7 @@ import { ALL_SCOPE, lookupHashes, writeHashes, type SuppressionKey } from '../co
 import type { Contact, Tables } from '../storage/index.js';
 import { decideMerge, type Held, type MergeDecision } from './import-merge.js';
 import type { ImportRow } from './import-row.js';
+import { brokenMergeChain, MAX_MERGE_HOPS } from './contact-merge.repository.js';
 import { findContactsByIds, findContactsByMatchKeys, findMergesOf, findSuppressionHits, findTopicStates } from './import.repository.js';
 
 export interface Plan {
@@ -19,9 +20,6 @@ export interface Plan {
   contact: Contact | undefined;
   decision: MergeDecision;
 }
-
-/** Merges are followed this far (as contact-merge.repository.ts does); a longer chain is cut there. */
-const MAX_MERGE_HOPS = 32;
 
 /**
  * Loads, in the batch's transaction, every contact, topic state and
@@ -116,7 +114,8 @@ export function addressesOf(unit: Pick<Plan, 'matchKeys' | 'contact'>): string[]
 async function resolveMerges(trx: Transaction<Tables>, contacts: readonly Contact[]): Promise<Map<string, Contact>> {
   const into = new Map<string, string>();
   let pending = contacts.map((c) => c.id);
-  for (let hop = 0; pending.length > 0 && hop < MAX_MERGE_HOPS; hop++) {
+  for (let hop = 0; pending.length > 0; hop++) {
+    if (hop === MAX_MERGE_HOPS) throw brokenMergeChain(pending[0]!, `merge chain longer than ${MAX_MERGE_HOPS} hops`);
     const merges = await findMergesOf(trx, pending);
     for (const m of merges) into.set(m.contact_id, m.merged_into);
     pending = merges.map((m) => m.merged_into).filter((id) => !into.has(id));
@@ -124,7 +123,11 @@ async function resolveMerges(trx: Transaction<Tables>, contacts: readonly Contac
   if (into.size === 0) return new Map();
   const finalOf = (id: string): string => {
     let at = id;
-    for (let hop = 0; hop < MAX_MERGE_HOPS && into.has(at); hop++) at = into.get(at)!;
+    // The loop above stopped only at chain ends or a cycle; a cycle has no end.
+    for (let hop = 0; into.has(at); hop++) {
+      if (hop === MAX_MERGE_HOPS) throw brokenMergeChain(id, 'merge chain has no end (a cycle)');
+      at = into.get(at)!;
+    }
     return at;
   };
   const targets = new Map([...into.keys()].map((id) => [id, finalOf(id)]));
@@ -132,7 +135,9 @@ async function resolveMerges(trx: Transaction<Tables>, contacts: readonly Contac
   const out = new Map<string, Contact>();
   for (const [id, target] of targets) {
     const contact = kept.get(target);
-    if (contact) out.set(id, contact);
+    // Acting on the merged-away record would bring it back beside the kept one.
+    if (!contact) throw brokenMergeChain(id, `merged into ${target}, which is not stored`);
+    out.set(id, contact);
   }
   return out;
 }
