@@ -146,8 +146,8 @@ for (const target of await databaseTargets()) {
       assert.deepEqual(await statesOf(other.id), {});
     });
 
-    test('GDPR-17: erasing the kept contact erases the record merged into it too; the ledger verifies', async () => {
-      assert.deepEqual(await eraseContact(rt.runtime.signup, { contactId: kept.id, channel: 'operator', actor: 'admin' }), { erased: true });
+    test('GDPR-17: erasure asked through the merged-away record erases the person: the kept contact and every record merged into it; the ledger verifies', async () => {
+      assert.deepEqual(await eraseContact(rt.runtime.signup, { contactId: other.id, channel: 'operator', actor: 'admin' }), { erased: true });
       for (const id of [kept.id, other.id]) {
         const row = await findContactById(db(), id);
         assert.deepEqual([row?.address, row?.match_key, row?.erased_at], [null, null, rt.clock.now().toISOString()]);

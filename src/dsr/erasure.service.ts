@@ -7,7 +7,7 @@
  * of consent are kept under a recorded retention justification; Art. 21(3)).
  */
 import type { Transaction } from 'kysely';
-import { findContactById, findMergedAwayInto } from '../contacts/index.js';
+import { findContactById, findMergedAwayInto, keptContactOf } from '../contacts/index.js';
 import { ALL_SCOPE, suppressContact, withLedger, type LedgerWriter } from '../consent/index.js';
 import type { Contact, Tables } from '../storage/index.js';
 import { AppError } from '../shared/errors.js';
@@ -31,14 +31,17 @@ export interface ErasureRequest {
  * tokens deleted. Mail log and delivery rows stay: they hold ids only, and
  * are the record of what was sent (Art. 5(2)). The records an operator
  * merged into this contact are the same person and are erased with it, each
- * with its own `erased` event naming the contact it went with. Erasing an
- * erased contact (and its merged records) is a no-op.
+ * with its own `erased` event naming the contact it went with; asked with
+ * the id of a merged-away record, it erases the person it was merged into,
+ * the same way. Erasing an erased contact (and its merged records) is a no-op.
  */
 export async function eraseContact(deps: DsrDeps, request: ErasureRequest): Promise<{ erased: boolean }> {
   const now = deps.clock.now();
   const erased = await withLedger(deps.db, async (trx, ledger) => {
-    const contact = await findContactById(trx, request.contactId);
-    if (!contact) throw new AppError('not_found', 'No such contact');
+    const named = await findContactById(trx, request.contactId);
+    if (!named) throw new AppError('not_found', 'No such contact');
+    // Asked through a record merged into another: the person is the kept contact.
+    const contact = await keptContactOf(trx, named);
     const records = [contact];
     for (const id of await findMergedAwayInto(trx, contact.id)) {
       const merged = await findContactById(trx, id);
