@@ -13,7 +13,6 @@ import { migrateToLatest, openStorage, type Storage } from './storage/index.js';
 import { createTransport } from './delivery/transports.js';
 import type { Transport } from './delivery/transport.js';
 import { ensureDefaults, listForms, type SignupDeps } from './forms/index.js';
-import { buildApp } from './http/app.js';
 import { startWorker } from './worker-root.js';
 
 export interface Runtime {
@@ -95,6 +94,8 @@ export async function buildRuntime(config: Readonly<Config>, overrides: RuntimeO
 }
 
 export async function buildHttp(runtime: Runtime): Promise<FastifyInstance> {
+  // Loaded here, not at the top: the CLI and workers build a runtime without HTTP.
+  const { buildApp } = await import('./http/app.js');
   return buildApp({
     signup: runtime.signup,
     linkKeys: runtime.secrets.linkKeys,

@@ -20,17 +20,18 @@
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { simpleParser, type ParsedMail } from 'mailparser';
+import type { ParsedMail } from 'mailparser';
 import { loadConfig } from '../src/config/config.js';
 import { loadSecrets } from '../src/config/secrets.js';
 import { signLinkToken } from '../src/preferences/link-token.js';
 import { translator } from '../src/shared/i18n.js';
 import { repoRoot, runAssent, startServer, type ServerProcess } from './support/server-process.js';
 import { browserSkip, launchChromium } from './support/browser.js';
+import { outboxReader } from './support/outbox.js';
 
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const TIMEOUT = 180_000;
@@ -147,32 +148,6 @@ async function checkKeyboard(t: TestContext, page: Page, name: string, expectFir
   });
 }
 
-/** Reads the outbox until a mail to `to` whose subject is `subject` exists; parsed once per file. */
-function mailbox(server: ServerProcess) {
-  const parsed = new Map<string, ParsedMail>();
-  return async (to: string, subject: string, timeoutMs = 20_000): Promise<ParsedMail> => {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
-      let names: string[] = [];
-      try {
-        names = readdirSync(server.outboxDir).filter((n) => n.endsWith('.eml') && !n.startsWith('.'));
-      } catch {
-        // no outbox yet
-      }
-      for (const name of names.sort()) {
-        if (!parsed.has(name)) parsed.set(name, await simpleParser(readFileSync(join(server.outboxDir, name))));
-      }
-      const found = [...parsed.values()].find((m) => m.subject === subject && (m.to && 'text' in m.to ? m.to.text : '').includes(to));
-      if (found) return found;
-      if (Date.now() > until) {
-        const seen = [...parsed.values()].map((m) => `${m.subject} -> ${m.to && 'text' in m.to ? m.to.text : '?'}`);
-        throw new Error(`no mail "${subject}" to ${to} within ${timeoutMs} ms; the outbox holds:\n${seen.join('\n')}\n${server.stderr()}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  };
-}
-
 function linkIn(mail: ParsedMail, server: ServerProcess, path: string): string {
   const escaped = `${server.url}/${path}/`.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const match = new RegExp(`${escaped}[A-Za-z0-9_.-]+`).exec(`${mail.text ?? ''}\n${mail.html || ''}`);
@@ -187,7 +162,7 @@ async function heading(page: Page, name: string): Promise<void> {
 describe('accessibility of every public page (axe-core in Chromium)', { skip: browserSkip }, () => {
   let browser: Browser | undefined;
   let server: ServerProcess | undefined;
-  let nextMail: ReturnType<typeof mailbox>;
+  let nextMail: (to: string, subject: string) => Promise<ParsedMail>;
 
   const live = () => {
     assert.ok(browser && server, 'the browser and the server did not start (see the before hook)');
@@ -200,7 +175,8 @@ describe('accessibility of every public page (axe-core in Chromium)', { skip: br
         startServer({ env: { ASSENT_LOG_LEVEL: 'warn' } }),
         launchChromium(),
       ]);
-      nextMail = mailbox(server);
+      const readOutbox = outboxReader(server);
+      nextMail = async (to, subject) => (await readOutbox(to, subject, 20_000)).mail;
       const cli = async (args: string[]) => {
         const result = await runAssent(args, server!.env);
         assert.equal(result.code, 0, `assent ${args.join(' ')}\n${result.stdout}\n${result.stderr}`);

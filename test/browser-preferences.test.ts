@@ -20,45 +20,20 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { simpleParser, type ParsedMail } from 'mailparser';
+import type { ParsedMail } from 'mailparser';
 import { repoRoot, runAssent, startServer, type ServerProcess } from './support/server-process.js';
 import { browserSkip, launchChromium, watchPage } from './support/browser.js';
+import { outboxReader } from './support/outbox.js';
 
 const TIMEOUT = 90_000;
 const ADDRESS = 'reader@example.org';
 const SUBJECT = `News for ${ADDRESS}`;
 const TOPICS = { newsletter: 'Newsletter', events: 'Events', offers: 'Offers' } as const;
 type Slug = keyof typeof TOPICS;
-
-/** The first mail in the outbox to ADDRESS with this subject, once it exists. */
-async function mailWithSubject(server: ServerProcess, subject: string, timeoutMs = 30_000): Promise<{ raw: string; mail: ParsedMail }> {
-  const until = Date.now() + timeoutMs;
-  const seen = new Map<string, { raw: string; mail: ParsedMail }>();
-  for (;;) {
-    let names: string[] = [];
-    try {
-      names = readdirSync(server.outboxDir).filter((n) => n.endsWith('.eml') && !n.startsWith('.'));
-    } catch {
-      // no outbox yet
-    }
-    for (const name of names.sort()) {
-      if (seen.has(name)) continue;
-      const raw = readFileSync(join(server.outboxDir, name), 'utf8');
-      seen.set(name, { raw, mail: await simpleParser(raw) });
-    }
-    const found = [...seen.values()].find(({ mail }) => mail.subject === subject && (mail.to && 'text' in mail.to ? mail.to.text : '').includes(ADDRESS));
-    if (found) return found;
-    if (Date.now() > until) {
-      const subjects = [...seen.values()].map(({ mail }) => mail.subject).join(' | ');
-      throw new Error(`no mail "${subject}" within ${timeoutMs} ms (outbox: ${subjects || 'empty'})\n${server.stderr()}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** A header of the raw message, unfolded (RFC 5322 §2.2.3). */
 function rawHeader(raw: string, name: string): string | undefined {
@@ -149,7 +124,7 @@ describe('withdrawal in a real browser: one-click unsubscribe, preference centre
     await page.getByRole('button', { name: 'Subscribe' }).click();
     await heading(page, 'Check your inbox');
 
-    const { mail } = await mailWithSubject(server, 'Please confirm your subscription to Assent');
+    const { mail } = await outboxReader(server)(ADDRESS, 'Please confirm your subscription to Assent');
     const confirmUrl = linksIn(mail).find((u) => u.startsWith(`${server.url}/confirm/`));
     assert.ok(confirmUrl, `a confirm link in:\n${mail.text}`);
     await page.goto(confirmUrl);
@@ -167,7 +142,7 @@ describe('withdrawal in a real browser: one-click unsubscribe, preference centre
     assert.match(campaignId, /^[0-9a-f-]{36}$/);
     await cli(['campaign', 'start', campaignId]);
 
-    const { raw, mail } = await mailWithSubject(server, SUBJECT);
+    const { raw, mail } = await outboxReader(server)(ADDRESS, SUBJECT);
     // RFC 8058: an HTTPS/HTTP URI in List-Unsubscribe and the one-click POST marker.
     const listUnsubscribe = rawHeader(raw, 'List-Unsubscribe') ?? '';
     assert.equal(rawHeader(raw, 'List-Unsubscribe-Post'), 'List-Unsubscribe=One-Click');

@@ -16,7 +16,7 @@ import { readContactEvents, verifyLedger, withLedger } from '../src/consent/inde
 import { createContactKey, findContactByMatchKey, findContactById, findMergedInto, insertContact, insertContactKey, keptContactOf, parseAddress } from '../src/contacts/index.js';
 import { importContacts } from '../src/contacts/import.service.js';
 import { AppError } from '../src/shared/errors.js';
-import { eraseContact } from '../src/dsr/index.js';
+import { eraseContact, exportContactData, exportJsonSchema, validateJson } from '../src/dsr/index.js';
 import { addForm, requestTopicSubscription } from '../src/forms/index.js';
 import { loadCentre, resolveLink, signLinkToken, unsubscribeByLink, type PreferenceDeps } from '../src/preferences/index.js';
 import { addTopic, defaultConsentText } from '../src/topics/index.js';
@@ -144,6 +144,28 @@ for (const target of await databaseTargets()) {
       assert.deepEqual(rt.transport.sent.slice(sent).map((m) => m.envelope.to), [[KEPT]]);
       assert.equal((await statesOf(kept.id)).offers, 'requested');
       assert.deepEqual(await statesOf(other.id), {});
+    });
+
+    test('GDPR-15/20: the export asked through either record is the person\'s: the kept contact with every record merged into it, each record\'s evidence opened with its own key', async () => {
+      const deps = rt.runtime.signup;
+      const viaKept = await exportContactData(deps, kept.id);
+      const viaOther = await exportContactData(deps, other.id);
+      assert.deepEqual({ ...viaOther, generated_at: '' }, { ...viaKept, generated_at: '' });
+      assert.deepEqual(validateJson(exportJsonSchema(), viaKept), []);
+      assert.equal(viaKept.profile.id, kept.id);
+      assert.equal(viaKept.merged_records.length, 1);
+      const record = viaKept.merged_records[0]!;
+      const merge = await db().selectFrom('contact_merges').selectAll().where('contact_id', '=', other.id).executeTakeFirstOrThrow();
+      assert.deepEqual(
+        { id: record.profile.id, address: record.profile.address, merged_into: record.profile.merged_into, merged_at: record.profile.merged_at, personal_data: record.personal_data },
+        { id: other.id, address: other.address, merged_into: kept.id, merged_at: merge.merged_at, personal_data: 'opened' },
+      );
+      const stored = await readContactEvents(db(), other.id);
+      assert.deepEqual(record.consent_events.map((e) => [e.id, e.type, e.hash]), stored.map((e) => [e.id, e.type, e.hash]));
+      const request = record.consent_events.find((e) => e.type === 'requested')!;
+      assert.equal(request.evidence.personal?.ip, '203.0.113.7', 'B\'s sign-up evidence, opened with B\'s key');
+      assert.ok(record.messages.system.some((m) => m.kind === 'confirmation'), 'the confirmation mail sent to B');
+      assert.ok(!viaKept.consent_events.some((e) => stored.some((s) => s.id === e.id)), 'B\'s events are under B, not repeated under A');
     });
 
     test('GDPR-17: erasure asked through the merged-away record erases the person: the kept contact and every record merged into it; the ledger verifies', async () => {

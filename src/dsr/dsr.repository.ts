@@ -92,3 +92,9 @@ export async function deleteContactNames(db: Executor, contactId: string): Promi
 export async function deleteContactTokens(db: Executor, contactId: string): Promise<void> {
   await db.deleteFrom('confirmation_tokens').where('contact_id', '=', contactId).execute();
 }
+
+/** The merge records of contacts an operator merged away (into whom, when). */
+export async function findMergeRows(db: Executor, contactIds: string[]): Promise<{ contact_id: string; merged_into: string; merged_at: string }[]> {
+  if (contactIds.length === 0) return [];
+  return db.selectFrom('contact_merges').select(['contact_id', 'merged_into', 'merged_at']).where('contact_id', 'in', contactIds).execute();
+}

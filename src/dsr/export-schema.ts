@@ -37,6 +37,40 @@ const array = (items: JsonSchema): JsonSchema => ({ type: 'array', items });
 const topicRef = object({ id: str, slug: str, name: str });
 const topicRefOrNull = object({ id: str, slug: str, name: str }, { nullable: true });
 
+const profileProperties: Record<string, JsonSchema> = {
+  id: str,
+  address: strOrNull,
+  first_name: strOrNull,
+  last_name: strOrNull,
+  locale: strOrNull,
+  created_at: time,
+  erased_at: strOrNull,
+};
+
+const personalData: JsonSchema = { enum: ['opened', 'erased', 'unreadable'] };
+
+const consentEvents = array(
+  object({
+    seq: { type: 'integer' },
+    id: str,
+    type: str,
+    topic: topicRefOrNull,
+    occurred_at: time,
+    evidence: {
+      ...object({ method: str, actor: str, personal: object({ address: strOrNull, ip: strOrNull, user_agent: strOrNull }, { nullable: true }) }, { open: true }),
+      description: 'The evidence stored with the event; `personal` opened with the person\'s key, null once erased',
+    },
+    hash: { type: 'string', description: 'SHA-256 of the event in the hash-chained ledger' },
+  }),
+);
+
+const messages = object({
+  system: array(object({ kind: str, message_id: str, created_at: time })),
+  campaigns: array(
+    object({ campaign_id: str, subject: str, status: str, sent_at: strOrNull, message_id: strOrNull, skip_reason: strOrNull }),
+  ),
+});
+
 const exportSchema: JsonSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'urn:assent:schema:export:1',
@@ -44,38 +78,23 @@ const exportSchema: JsonSchema = {
   ...object({
     format: { const: 'assent-export/1' },
     generated_at: time,
-    personal_data: { enum: ['opened', 'erased', 'unreadable'] },
-    profile: object({
-      id: str,
-      address: strOrNull,
-      first_name: strOrNull,
-      last_name: strOrNull,
-      locale: strOrNull,
-      created_at: time,
-      erased_at: strOrNull,
-    }),
-    consent_events: array(
-      object({
-        seq: { type: 'integer' },
-        id: str,
-        type: str,
-        topic: topicRefOrNull,
-        occurred_at: time,
-        evidence: {
-          ...object({ method: str, actor: str, personal: object({ address: strOrNull, ip: strOrNull, user_agent: strOrNull }, { nullable: true }) }, { open: true }),
-          description: 'The evidence stored with the event; `personal` opened with the person\'s key, null once erased',
-        },
-        hash: { type: 'string', description: 'SHA-256 of the event in the hash-chained ledger' },
-      }),
-    ),
+    personal_data: personalData,
+    profile: object(profileProperties),
+    consent_events: consentEvents,
     consent_states: array(object({ topic: topicRef, state: str, since: time })),
-    messages: object({
-      system: array(object({ kind: str, message_id: str, created_at: time })),
-      campaigns: array(
-        object({ campaign_id: str, subject: str, status: str, sent_at: strOrNull, message_id: strOrNull, skip_reason: strOrNull }),
-      ),
-    }),
+    messages,
     suppressions: array(object({ scope: str, topic: topicRefOrNull, reason: str, created_at: time })),
+    merged_records: {
+      ...array(
+        object({
+          personal_data: personalData,
+          profile: object({ ...profileProperties, merged_into: str, merged_at: time }),
+          consent_events: consentEvents,
+          messages,
+        }),
+      ),
+      description: 'Records an operator merged into this contact as the same person (probable duplicates), each with its own history',
+    },
     information: object({
       purposes: array(object({ topic: str, name: str, description: str })),
       categories: array(str),

@@ -5,14 +5,14 @@
  * own address, so nothing of anyone else can slip in.
  */
 import type { Transaction } from 'kysely';
-import { findContactById, findContactKey, readContactNames, unwrapContactKey } from '../contacts/index.js';
+import { findContactById, findContactKey, findMergedAwayInto, keptContactOf, readContactNames, unwrapContactKey } from '../contacts/index.js';
 import { findStates, lookupHashes, readContactEvents } from '../consent/index.js';
 import { findTopicsByIds } from '../topics/index.js';
 import { AppError } from '../shared/errors.js';
 import type { Contact, Tables } from '../storage/index.js';
 import type { DsrDeps } from './deps.js';
-import { findDeliveries, findMailLog, findSuppressionEntries } from './dsr.repository.js';
-import { buildExport, type ContactExport, type ExportRows } from './export.js';
+import { findDeliveries, findMailLog, findMergeRows, findSuppressionEntries } from './dsr.repository.js';
+import { buildExport, type ContactExport, type ExportRows, type MergedRecordRows } from './export.js';
 
 /** The export of one contact; `not_found` when no such contact exists. */
 export async function exportContactData(deps: DsrDeps, contactId: string): Promise<ContactExport> {
@@ -26,17 +26,22 @@ export async function exportContactData(deps: DsrDeps, contactId: string): Promi
 }
 
 async function loadRows(deps: DsrDeps, trx: Transaction<Tables>, contactId: string): Promise<ExportRows> {
-  const contact = await findContactById(trx, contactId);
-  if (!contact) throw new AppError('not_found', 'No such contact');
+  const named = await findContactById(trx, contactId);
+  if (!named) throw new AppError('not_found', 'No such contact');
+  // Asked through a record merged into another: the person is the kept contact.
+  const contact = await keptContactOf(trx, named);
   const { key, state } = await contactKeyOf(deps, trx, contact);
   const events = await readContactEvents(trx, contact.id);
   const states = await findStates(trx, contact.id);
+  const merged = await loadMergedRecords(deps, trx, contact.id);
+  const mergedEvents = merged.flatMap((m) => m.events);
+  // The suppressions of every address the person had here, and those their events made.
   const suppressions = await findSuppressionEntries(trx, {
-    hashes: contact.match_key ? lookupHashes(deps.keys.suppressionKeys, contact.match_key) : [],
-    eventSeqs: events.map((e) => Number(e.seq)),
+    hashes: [contact, ...merged.map((m) => m.contact)].flatMap((c) => (c.match_key ? lookupHashes(deps.keys.suppressionKeys, c.match_key) : [])),
+    eventSeqs: [...events, ...mergedEvents].map((e) => Number(e.seq)),
   });
   const topicIds = new Set<string>([
-    ...events.flatMap((e) => (e.topic_id ? [e.topic_id] : [])),
+    ...[...events, ...mergedEvents].flatMap((e) => (e.topic_id ? [e.topic_id] : [])),
     ...states.map((s) => s.topic_id),
     ...suppressions.filter((s) => s.scope !== 'all').map((s) => s.scope),
   ]);
@@ -52,7 +57,35 @@ async function loadRows(deps: DsrDeps, trx: Transaction<Tables>, contactId: stri
     mailLog: await findMailLog(trx, contact.id),
     deliveries: await findDeliveries(trx, contact.id),
     suppressions,
+    merged,
   };
+}
+
+/** The records an operator merged into the contact, along chains, each with its own key, history and messages. */
+async function loadMergedRecords(deps: DsrDeps, trx: Transaction<Tables>, contactId: string): Promise<MergedRecordRows[]> {
+  const ids = await findMergedAwayInto(trx, contactId);
+  if (ids.length === 0) return [];
+  const merges = new Map((await findMergeRows(trx, ids)).map((m) => [m.contact_id, m]));
+  const names = await readContactNames(trx, deps.keys.masterKeys, ids);
+  const out: MergedRecordRows[] = [];
+  for (const id of ids) {
+    const record = await findContactById(trx, id);
+    const merge = merges.get(id);
+    if (!record || !merge) continue;
+    const { key, state } = await contactKeyOf(deps, trx, record);
+    out.push({
+      contact: record,
+      contactKey: key,
+      names: key ? (names.get(id) ?? null) : null,
+      keyState: state,
+      mergedInto: merge.merged_into,
+      mergedAt: merge.merged_at,
+      events: await readContactEvents(trx, id),
+      mailLog: await findMailLog(trx, id),
+      deliveries: await findDeliveries(trx, id),
+    });
+  }
+  return out;
 }
 
 /**

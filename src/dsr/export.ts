@@ -61,7 +61,20 @@ export interface ContactExport {
     }[];
   };
   suppressions: { scope: string; topic: TopicRef | null; reason: string; created_at: string }[];
+  /**
+   * Records an operator merged into this contact (probable duplicates, the
+   * same person): each with its own address, history and messages, evidence
+   * opened with that record's own key. Empty when there were none.
+   */
+  merged_records: MergedRecordExport[];
   information: ExportInformation;
+}
+
+export interface MergedRecordExport {
+  personal_data: ContactExport['personal_data'];
+  profile: ContactExport['profile'] & { merged_into: string; merged_at: string };
+  consent_events: ExportedEvent[];
+  messages: ContactExport['messages'];
 }
 
 /** Art. 15(1)(a)-(h): what the person is entitled to be told besides the copy. */
@@ -88,6 +101,20 @@ export interface ExportRows {
   mailLog: ContactExport['messages']['system'];
   deliveries: ContactExport['messages']['campaigns'];
   suppressions: { scope: string; reason: string; created_at: string }[];
+  merged: MergedRecordRows[];
+}
+
+/** What is stored of one record merged into the contact. */
+export interface MergedRecordRows {
+  contact: Contact;
+  contactKey: Buffer | null;
+  names: ContactNames | null;
+  keyState: ContactExport['personal_data'];
+  mergedInto: string;
+  mergedAt: string;
+  events: ConsentEventRow[];
+  mailLog: ContactExport['messages']['system'];
+  deliveries: ContactExport['messages']['campaigns'];
 }
 
 /** Builds the export document from one contact's rows. */
@@ -97,29 +124,22 @@ export function buildExport(rows: ExportRows): ContactExport {
     const topic = id === null ? undefined : topics.get(id);
     return topic ? { id: topic.id, slug: topic.slug, name: topic.name } : null;
   };
-  const { contact } = rows;
-  return {
-    format: EXPORT_FORMAT,
-    generated_at: rows.now.toISOString(),
-    personal_data: rows.keyState,
-    profile: {
-      id: contact.id,
-      address: contact.address,
-      first_name: rows.names?.first_name ?? null,
-      last_name: rows.names?.last_name ?? null,
-      locale: contact.locale,
-      created_at: contact.created_at,
-      erased_at: contact.erased_at,
-    },
-    consent_events: rows.events.map((e) => ({
+  const events = (key: Buffer | null, list: ConsentEventRow[]): ExportedEvent[] =>
+    list.map((e) => ({
       seq: Number(e.seq),
       id: e.id,
       type: e.type,
       topic: ref(e.topic_id),
       occurred_at: e.occurred_at,
-      evidence: openEvidence(rows.contactKey, e.evidence),
+      evidence: openEvidence(key, e.evidence),
       hash: e.hash,
-    })),
+    }));
+  return {
+    format: EXPORT_FORMAT,
+    generated_at: rows.now.toISOString(),
+    personal_data: rows.keyState,
+    profile: profileOf(rows.contact, rows.names),
+    consent_events: events(rows.contactKey, rows.events),
     consent_states: rows.states.flatMap((s) => {
       const topic = ref(s.topic_id);
       return topic ? [{ topic, state: s.state, since: s.since }] : [];
@@ -131,7 +151,25 @@ export function buildExport(rows: ExportRows): ContactExport {
       reason: s.reason,
       created_at: s.created_at,
     })),
+    merged_records: rows.merged.map((m) => ({
+      personal_data: m.keyState,
+      profile: { ...profileOf(m.contact, m.names), merged_into: m.mergedInto, merged_at: m.mergedAt },
+      consent_events: events(m.contactKey, m.events),
+      messages: { system: m.mailLog, campaigns: m.deliveries },
+    })),
     information: information(rows),
+  };
+}
+
+function profileOf(contact: Contact, names: ContactNames | null): ContactExport['profile'] {
+  return {
+    id: contact.id,
+    address: contact.address,
+    first_name: names?.first_name ?? null,
+    last_name: names?.last_name ?? null,
+    locale: contact.locale,
+    created_at: contact.created_at,
+    erased_at: contact.erased_at,
   };
 }
 
@@ -166,8 +204,9 @@ const SOURCES: Record<string, string> = {
 const ACQUIRING: readonly string[] = ['requested', 'confirmed', 'imported'];
 
 function information(rows: ExportRows): ExportInformation {
-  const topicIds = new Set([...rows.events.map((e) => e.topic_id), ...rows.states.map((s) => s.topic_id)]);
-  const acquiring = rows.events.filter((e) => ACQUIRING.includes(e.type));
+  const allEvents = [...rows.events, ...rows.merged.flatMap((m) => m.events)];
+  const topicIds = new Set([...allEvents.map((e) => e.topic_id), ...rows.states.map((s) => s.topic_id)]);
+  const acquiring = allEvents.filter((e) => ACQUIRING.includes(e.type));
   const methods = [...new Set(acquiring.map((e) => (JSON.parse(e.evidence) as { method?: string }).method ?? 'unknown'))];
   return {
     purposes: rows.topics

@@ -5,8 +5,20 @@
  * a font fetched from a third party tells it every reader's IP address
  * (GDPR Art. 5(1)(c); LG München I, 3 O 17493/20).
  */
-import mjml2html from 'mjml';
 import { AppError } from '../shared/errors.js';
+
+type Mjml2Html = typeof import('mjml');
+let loaded: Promise<Mjml2Html> | undefined;
+
+/**
+ * MJML is loaded on first use: it is the largest dependency (~60 MB of
+ * memory, ~0.4 s to load), and only compiling a template needs it; a
+ * worker, an import or most CLI commands never do.
+ */
+function mjml(): Promise<Mjml2Html> {
+  loaded ??= import('mjml').then((m) => m.default);
+  return loaded;
+}
 
 export interface MjmlProblem {
   line: number;
@@ -19,7 +31,8 @@ export async function mjmlToHtml(source: string): Promise<string> {
   if (include) {
     throw invalid([{ line: lineAt(source, include.index), message: '<mj-include> is not available: a template must be self-contained' }]);
   }
-  let result: Awaited<ReturnType<typeof mjml2html>>;
+  const mjml2html = await mjml();
+  let result: Awaited<ReturnType<Mjml2Html>>;
   try {
     result = await mjml2html(source, {
       // 'soft' collects every error instead of throwing on the first; we then refuse them all.
