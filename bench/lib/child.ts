@@ -15,7 +15,8 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
-import { createReadStream, readFileSync } from 'node:fs';
+import { forEachDataLine } from './csv-lines.js';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type ChildTask =
@@ -286,24 +287,11 @@ if (task.kind === 'campaign') {
   const insert = db.prepare('insert into rows (email, first_name, last_name, status, optin_time, optin_ip) values (?, ?, ?, ?, ?, ?)');
   let rows = 0;
   db.exec('begin');
-  let carry = '';
-  let header = true;
-  const take = (line: string) => {
-    if (line === '') return;
-    if (header) {
-      header = false;
-      return;
-    }
+  await forEachDataLine(task.csvFile, (line) => {
     const f = line.split(',');
     insert.run(f[0], f[1], f[2], f[3], f[4], f[5]);
     rows += 1;
-  };
-  for await (const chunk of createReadStream(task.csvFile, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
-    const lines = (carry + (chunk as string)).split('\n');
-    carry = lines.pop()!;
-    for (const line of lines) take(line.endsWith('\r') ? line.slice(0, -1) : line);
-  }
-  take(carry);
+  });
   db.exec('commit');
   db.close();
   const out: FloorChildResult = { elapsedMs: performance.now() - t0, cpuUs: cpuTotal(process.cpuUsage(cpu0)), rows };

@@ -14,8 +14,8 @@
  * what Assent's own work costs on top.
  */
 import { createHash, randomFillSync, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import Database from 'better-sqlite3';
+import { forEachDataLine } from './csv-lines.js';
 
 export interface MinimumResult {
   rows: number;
@@ -106,26 +106,13 @@ export async function designMinimum(csvFile: string, sqliteFile: string, topicId
     writeHead.run(seq, prev);
   });
 
-  let carry = '';
-  let header = true;
-  const take = (line: string) => {
-    if (line === '') return;
-    if (header) {
-      header = false;
-      return;
-    }
+  await forEachDataLine(csvFile, (line) => {
     pending.push(line);
     if (pending.length === BATCH) {
       flush(pending);
       pending = [];
     }
-  };
-  for await (const chunk of createReadStream(csvFile, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
-    const lines = (carry + (chunk as string)).split('\n');
-    carry = lines.pop()!;
-    for (const line of lines) take(line.endsWith('\r') ? line.slice(0, -1) : line);
-  }
-  take(carry);
+  });
   if (pending.length > 0) flush(pending);
   db.close();
   return { rows, people: contacts.size, events, elapsedMs: performance.now() - t0 };
