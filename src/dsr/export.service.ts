@@ -1,8 +1,9 @@
 /**
  * Right of access and portability (GDPR Art. 15 and 20): loads everything
  * stored about one contact in one consistent read and builds the export.
- * Every query is filtered by the contact's id or by hashes of the contact's
- * own address, so nothing of anyone else can slip in.
+ * Every query is filtered by the contact's id (or the id of a record an
+ * operator merged into it: the same person) or by hashes of those records'
+ * own addresses, so nothing of anyone else can slip in.
  */
 import type { Transaction } from 'kysely';
 import { findContactById, findContactKey, findMergedAwayInto, keptContactOf, readContactNames, unwrapContactKey } from '../contacts/index.js';
