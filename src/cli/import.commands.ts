@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { AppError } from '../shared/errors.js';
 import { newId } from '../shared/ids.js';
 import { importContacts, type ImportProgress, type ImportSummary } from '../contacts/import.service.js';
+import { importFields } from '../contacts/import-mapping.js';
 import { withRuntime, type Io } from './runtime.js';
 
 /** Where the CLI can draw: a progress bar only on a terminal, the JSON summary when piped. */
@@ -38,8 +39,8 @@ export function registerImportCommands(program: Command, io: Io, terminal: Termi
     .requiredOption('--topic <slug>', 'topic the rows are imported for')
     .option('--encoding <name>', 'utf-8 or windows-1252 (a byte-order mark wins)', 'utf-8')
     .option('--delimiter <char>', 'comma, semicolon, tab, pipe or auto', 'auto')
-    .option('--map <field=column,...>', 'column for a field (email, first_name, last_name, locale, status, optin_time, optin_ip, confirm_time, confirm_ip)', collect, [])
-    .option('--status <status>', 'status of every row when the file has no status column', 'subscribed')
+    .option('--map <field=column,...>', `column for a field (${importFields.join(', ')})`, collect, [])
+    .option('--status <status>', 'status of every row when the file has no status column (a row with an unsub_time or clean_time is suppressed whatever this says)', 'subscribed')
     .option('--report <file>', 'per-row report (CSV; default FILE.report.csv in the current directory)')
     .option('--batch-size <n>', 'rows per transaction', '1000')
     .option('--json', 'print the summary as JSON')

@@ -4,7 +4,19 @@
  */
 import { AppError } from '../shared/errors.js';
 
-export const importFields = ['email', 'first_name', 'last_name', 'locale', 'status', 'optin_time', 'optin_ip', 'confirm_time', 'confirm_ip'] as const;
+export const importFields = [
+  'email',
+  'first_name',
+  'last_name',
+  'locale',
+  'status',
+  'optin_time',
+  'optin_ip',
+  'confirm_time',
+  'confirm_ip',
+  'unsub_time',
+  'clean_time',
+] as const;
 export type ImportField = (typeof importFields)[number];
 export type ColumnMap = Partial<Record<ImportField, number>>;
 export type MapOverrides = Partial<Record<ImportField, string>>;
@@ -25,6 +37,10 @@ const aliases: Record<ImportField, readonly string[]> = {
   optin_ip: ['optinip', 'signupip', 'subscribeip'],
   confirm_time: ['confirmtime', 'confirmedat', 'confirmationdate'],
   confirm_ip: ['confirmip', 'confirmationip'],
+  // Mailchimp's per-status exports carry no status column: the unsubscribed
+  // one is recognised by UNSUB_TIME, the cleaned (hard-bounced) one by CLEAN_TIME.
+  unsub_time: ['unsubtime', 'unsubscribedat', 'unsubscribetime', 'unsubscribedate', 'optouttime', 'optoutdate', 'optedoutat'],
+  clean_time: ['cleantime', 'cleanedat', 'bouncedat', 'bouncetime', 'bouncedate'],
 };
 
 /** Header text compared loosely: "E-Mail Address" and "email_address" are the same. */

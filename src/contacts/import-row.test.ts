@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../shared/errors.js';
-import { parseMapOption, resolveColumns } from './import-mapping.js';
+import { parseMapOption, resolveColumns, type ColumnMap } from './import-mapping.js';
 import { normaliseLocale, parseStatus, readRow, type RowContext } from './import-row.js';
 
 const mailchimp = ['Email Address', 'First Name', 'Last Name', 'MEMBER_RATING', 'OPTIN_TIME', 'OPTIN_IP', 'CONFIRM_TIME', 'CONFIRM_IP', 'LANGUAGE', 'status'];
@@ -85,4 +85,28 @@ test('without a status column every row takes the default status (e.g. a Mailchi
   const row = readRow(record(['a@example.org', 'A']), { row: 1, columns: resolveColumns(header, {}), width: 2, defaultStatus: 'unsubscribed' });
   assert.ok('address' in row);
   assert.deepEqual([row.status, row.declaredStatus], ['unsubscribed', 'unsubscribed']);
+});
+
+test('GDPR-21: an unsubscribe or clean time wins over any status (Mailchimp per-status exports have only these); an unsubscribe outranks a bounce', () => {
+  const header = ['Email Address', 'status', 'UNSUB_TIME', 'CLEAN_TIME'];
+  const columns: ColumnMap = resolveColumns(header, {});
+  assert.deepEqual({ ...columns }, { email: 0, status: 1, unsub_time: 2, clean_time: 3 });
+  const read = (fields: string[], defaultStatus: RowContext['defaultStatus'] = 'subscribed', cols = columns) =>
+    readRow(record(fields), { row: 1, columns: cols, width: fields.length, defaultStatus });
+  const outcome = (fields: string[], defaultStatus?: RowContext['defaultStatus'], cols?: ColumnMap) => {
+    const row = read(fields, defaultStatus, cols);
+    return 'address' in row ? [row.status, row.declaredStatus] : [row.reason, row.detail];
+  };
+  assert.deepEqual(outcome(['a@example.org', 'subscribed', '2023-05-06 07:08:09', '']), ['unsubscribed', 'subscribed; unsub_time=2023-05-06 07:08:09']);
+  assert.deepEqual(outcome(['a@example.org', 'subscribed', '', '2022-01-01']), ['bounced', 'subscribed; clean_time=2022-01-01']);
+  assert.deepEqual(outcome(['a@example.org', 'complained', 'x', 'y']), ['unsubscribed', 'complained; unsub_time=x']);
+  assert.deepEqual(outcome(['a@example.org', 'pending', '2023-01-01', '']), ['unsubscribed', 'pending; unsub_time=2023-01-01'], 'a person who left is suppressed, not skipped');
+  assert.deepEqual(outcome(['a@example.org', '', '2023-01-01', '']), ['unsubscribed', 'unsub_time=2023-01-01']);
+  assert.deepEqual(outcome(['a@example.org', 'subscribed', ' ', '']), ['subscribed', 'subscribed'], 'an empty time is no marker');
+  assert.deepEqual(outcome(['a@example.org', '', '', '']), ['unknown_status', 'empty']);
+  // No status column: the default (even an explicit "subscribed") loses to the marker.
+  const mailchimpUnsub = resolveColumns(['Email Address', 'OPTIN_TIME', 'UNSUB_TIME', 'UNSUB_CAMPAIGN_TITLE'], {});
+  assert.deepEqual(outcome(['a@example.org', '2020-01-01', '2023-05-06', 'Spring'], 'subscribed', mailchimpUnsub), ['unsubscribed', 'subscribed; unsub_time=2023-05-06']);
+  assert.deepEqual(resolveColumns(['email', 'Unsubscribed At', 'Cleaned At'], {}), { email: 0, unsub_time: 1, clean_time: 2 });
+  assert.deepEqual(resolveColumns(['Email', 'Left'], parseMapOption(['unsub_time=Left'])), { email: 0, unsub_time: 1 });
 });

@@ -87,9 +87,11 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
   const parsed = parseAddress(cell(fields, columns.email) ?? '');
   if (!parsed.ok) return note(ctx, record, 'bad_address', parsed.reason);
   const statusText = cell(fields, columns.status);
-  const status = statusText === null ? (columns.status === undefined ? ctx.defaultStatus : null) : parseStatus(statusText);
+  const declared = statusText ?? (columns.status === undefined ? ctx.defaultStatus : null);
+  const marker = restrictiveMarker(fields, columns);
+  const status = marker?.status ?? (declared === null ? null : parseStatus(declared));
   if (status === null) return note(ctx, record, 'unknown_status', statusText === null ? 'empty' : printable(statusText));
-  if (status === 'not_subscribed') return note(ctx, record, 'not_subscribed', printable(statusText ?? ctx.defaultStatus));
+  if (status === 'not_subscribed') return note(ctx, record, 'not_subscribed', printable(declared ?? ''));
   return {
     row: ctx.row,
     line: record.line,
@@ -97,7 +99,7 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
     matchKey: parsed.matchKey,
     providerKey: parsed.providerKey,
     status,
-    declaredStatus: statusText ?? ctx.defaultStatus,
+    declaredStatus: marker ? [declared, marker.declared].filter((d) => d !== null && d !== '').join('; ') : declared!,
     firstName: text(cell(fields, columns.first_name)),
     lastName: text(cell(fields, columns.last_name)),
     locale: normaliseLocale(cell(fields, columns.locale)),
@@ -106,6 +108,22 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
     confirmTime: text(cell(fields, columns.confirm_time)),
     confirmIp: text(cell(fields, columns.confirm_ip)),
   };
+}
+
+/**
+ * A time in an unsubscribe or clean column says the person left or bounced,
+ * whatever a status column or the --status default says: an import never
+ * raises consent, so the most restrictive reading wins (DESIGN.md, flow 2).
+ * Mailchimp's unsubscribed and cleaned exports have no status column, only
+ * these times; imported as "subscribed" they would ask people who left to
+ * opt in again. An unsubscribe (an objection, Art. 21) outranks a bounce.
+ */
+function restrictiveMarker(fields: readonly string[], columns: ColumnMap): { status: 'unsubscribed' | 'bounced'; declared: string } | null {
+  const unsub = text(cell(fields, columns.unsub_time));
+  if (unsub !== null) return { status: 'unsubscribed', declared: `unsub_time=${unsub}` };
+  const clean = text(cell(fields, columns.clean_time));
+  if (clean !== null) return { status: 'bounced', declared: `clean_time=${clean}` };
+  return null;
 }
 
 function note(ctx: RowContext, record: CsvRecord, reason: RowNote['reason'], detail = ''): RowNote {

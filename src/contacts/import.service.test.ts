@@ -128,6 +128,36 @@ for (const target of await databaseTargets()) {
       assert.deepEqual([...(await readContactNames(db, keys.masterKeys, [eve.id])).values()], [{ first_name: 'Eve', last_name: 'Émile' }]);
     });
 
+    test('GDPR-21, EPR-06: Mailchimp\'s unsubscribed and cleaned exports (no status column, only UNSUB_TIME / CLEAN_TIME) suppress everyone in them, even with --status subscribed', async () => {
+      const unsubscribedExport =
+        'Email Address,First Name,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,UNSUB_TIME,UNSUB_CAMPAIGN_TITLE,UNSUB_REASON,LEID\r\n' +
+        'left.one@example.org,Lee,2,2020-01-02 03:04:05,203.0.113.1,2023-05-06 07:08:09,Spring news,NORMAL,11\r\n' +
+        'left.two@example.org,Lou,2,2020-01-02 03:04:05,203.0.113.2,2023-06-07 08:09:10,Summer news,NORMAL,12\r\n';
+      const cleanedExport =
+        'Email Address,MEMBER_RATING,OPTIN_TIME,CLEAN_TIME,CLEAN_CAMPAIGN_TITLE,CLEAN_CAMPAIGN_ID,LEID\r\n' + 'bounced.away@example.org,1,2020-01-02 03:04:05,2022-01-01 00:00:00,Winter news,abc,13\r\n';
+      for (const [csv, extra] of [[unsubscribedExport, {}], [cleanedExport, { defaultStatus: 'subscribed' }]] as const) {
+        const path = join(dir, `mailchimp-${++files}.csv`);
+        writeFileSync(path, csv);
+        const summary = await importContacts(deps(), { path, topicSlug: 'news', ...extra });
+        assert.equal(summary.imported, 0, 'nobody becomes imported, so nobody is asked to opt in again');
+        assert.equal(summary.suppressed, summary.rows);
+      }
+      const expected: [string, string, string][] = [
+        ['left.one@example.org', 'unsubscribed', 'objected'],
+        ['left.two@example.org', 'unsubscribed', 'objected'],
+        ['bounced.away@example.org', 'bounced', 'bounced'],
+      ];
+      for (const [address, reason, type] of expected) {
+        const contact = (await contactOf(address))!;
+        assert.deepEqual(await suppressionsOf(address), [{ scope: 'all', reason }], address);
+        assert.equal(await stateOf(contact.id), null);
+        assert.deepEqual(await typesOf(contact.id), [type]);
+        assert.deepEqual(await checkGate(db, keys.suppressionKeys, { contact, topicId, purpose: 'repermission' }), { allowed: false, reason: 'suppressed' });
+      }
+      const [objected] = await readContactEvents(db, (await contactOf('left.one@example.org'))!.id);
+      assert.equal(JSON.parse(objected!.evidence).declared_status, 'subscribed; unsub_time=2023-05-06 07:08:09', 'the evidence says what the file declared');
+    });
+
     test('imports never override a stronger or more restrictive stored state; an unsubscribe row still suppresses a confirmed person', async () => {
       const conf = await seed('conf@example.org', ['requested', 'confirmed']);
       const gone = await seed('gone@example.org', ['requested', 'confirmed', 'withdrawn']);
