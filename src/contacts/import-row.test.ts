@@ -30,10 +30,12 @@ test('--map overrides name columns exactly; unknown fields, missing columns and 
   refused(() => resolveColumns(['Name', 'Phone'], {}), /no email column/);
 });
 
-test('status words: Mailchimp statuses and common synonyms; pending declares no consent; unknown is null', () => {
+test('status words: Mailchimp statuses and common synonyms; block lists suppress; pending and disabled declare no consent; unknown is null', () => {
   const cases: [string, string | null][] = [
     ['subscribed', 'subscribed'], ['Active', 'subscribed'], ['opted-in', 'subscribed'],
     ['unsubscribed', 'unsubscribed'], ['Opted Out', 'unsubscribed'],
+    ['blocklisted', 'unsubscribed'], ['Blacklisted', 'unsubscribed'], ['do-not-contact', 'unsubscribed'], ['DNC', 'unsubscribed'],
+    ['disabled', 'not_subscribed'], ['enabled', null],
     ['cleaned', 'bounced'], ['hard_bounce', 'bounced'],
     ['complained', 'complained'], ['spam', 'complained'],
     ['pending', 'not_subscribed'], ['transactional', 'not_subscribed'], ['archived', 'not_subscribed'],

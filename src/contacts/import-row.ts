@@ -51,13 +51,18 @@ export interface RowNote {
  * Status words of common exports. Mailchimp: subscribed / unsubscribed /
  * cleaned (hard bounced) / pending (never confirmed) / transactional /
  * archived. "pending" and the like declare no consent, so they import nothing.
+ * A block list entry (listmonk's "blocklisted", "do not contact" elsewhere)
+ * keeps the person from all mail: recorded as an objection, so suppressed
+ * for everything. listmonk's "enabled" says nothing about any list's
+ * subscription and stays unknown (an error row: map a status column instead).
  */
 const statusWords: Record<string, DeclaredStatus> = {
   subscribed: 'subscribed', subscriber: 'subscribed', active: 'subscribed', optedin: 'subscribed', optin: 'subscribed', confirmed: 'subscribed',
   unsubscribed: 'unsubscribed', unsubscribe: 'unsubscribed', unsub: 'unsubscribed', optedout: 'unsubscribed', optout: 'unsubscribed', removed: 'unsubscribed', objected: 'unsubscribed',
+  blocklisted: 'unsubscribed', blacklisted: 'unsubscribed', blocked: 'unsubscribed', donotcontact: 'unsubscribed', donotemail: 'unsubscribed', dnc: 'unsubscribed', suppressed: 'unsubscribed',
   cleaned: 'bounced', bounced: 'bounced', hardbounce: 'bounced', hardbounced: 'bounced', bounce: 'bounced', undeliverable: 'bounced',
   complained: 'complained', complaint: 'complained', spam: 'complained', spamreport: 'complained', abuse: 'complained',
-  pending: 'not_subscribed', unconfirmed: 'not_subscribed', nonsubscribed: 'not_subscribed', transactional: 'not_subscribed', archived: 'not_subscribed',
+  pending: 'not_subscribed', unconfirmed: 'not_subscribed', nonsubscribed: 'not_subscribed', transactional: 'not_subscribed', archived: 'not_subscribed', disabled: 'not_subscribed',
 };
 
 export function parseStatus(text: string): DeclaredStatus | null {
