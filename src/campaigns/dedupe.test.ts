@@ -66,6 +66,8 @@ describe('merge rule (pure)', () => {
     assert.deepEqual(changesOf(operator), [{ contact_id: 'k', other_contact_id: 'o', topic_id: 't1', before: 'confirmed', after: 'withdrawn', at: T0.toISOString(), source: 'operator_merge', event_seq: 7 }]);
     const imported = event('t3', { method: 'import_merge', source_file: 'legacy.csv', from: null, to: 'suppressed' });
     assert.deepEqual(changesOf(imported), [{ contact_id: 'k', other_contact_id: null, topic_id: 't3', before: null, after: 'suppressed', at: T0.toISOString(), source: 'import_merge:legacy.csv', event_seq: 7 }]);
+    const asImportWritesIt = event('t3', { method: 'import:legacy.csv', source_file: 'legacy.csv', from: null, to: 'suppressed' });
+    assert.equal(changesOf(asImportWritesIt)[0]?.source, 'import:legacy.csv', 'the file is named once');
     assert.deepEqual(changesOf({ ...imported, evidence: 'not json' }), []);
   });
 

@@ -149,7 +149,8 @@ export function changesOf(event: { seq: number; contact_id: string; topic_id: st
   const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
   const method = str(evidence.method) ?? 'unknown';
   const file = str(evidence.source_file);
-  const source = file === null ? method : `${method}:${file}`;
+  // An import's method already names its file (`import:<file>`, EDPB-02); older evidence named it apart.
+  const source = file === null || method.endsWith(`:${file}`) ? method : `${method}:${file}`;
   const other = str(evidence.other_contact_id);
   const items: unknown[] = Array.isArray(evidence.topics) ? evidence.topics : [{ topic_id: event.topic_id, before: evidence.from, after: evidence.to }];
   const out: MergeChange[] = [];
