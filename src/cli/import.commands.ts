@@ -40,7 +40,7 @@ export function registerImportCommands(program: Command, io: Io, terminal: Termi
     .option('--encoding <name>', 'utf-8 or windows-1252 (a byte-order mark wins)', 'utf-8')
     .option('--delimiter <char>', 'comma, semicolon, tab, pipe or auto', 'auto')
     .option('--map <field=column,...>', `column for a field (${importFields.join(', ')})`, collect, [])
-    .option('--status <status>', 'status of every row when the file has no status column (a row with an unsub_time or clean_time is suppressed whatever this says)', 'subscribed')
+    .option('--status <status>', 'status of every row when the file has no status column (a row with an unsub_time, a clean_time or an opted_out flag is suppressed whatever this says)', 'subscribed')
     .option('--report <file>', 'per-row report (CSV; default FILE.report.csv in the current directory)')
     .option('--batch-size <n>', 'rows per transaction', '1000')
     .option('--json', 'print the summary as JSON')

@@ -16,6 +16,7 @@ export const importFields = [
   'confirm_ip',
   'unsub_time',
   'clean_time',
+  'opted_out',
 ] as const;
 export type ImportField = (typeof importFields)[number];
 export type ColumnMap = Partial<Record<ImportField, number>>;
@@ -41,6 +42,20 @@ const aliases: Record<ImportField, readonly string[]> = {
   // one is recognised by UNSUB_TIME, the cleaned (hard-bounced) one by CLEAN_TIME.
   unsub_time: ['unsubtime', 'unsubscribedat', 'unsubscribetime', 'unsubscribedate', 'optouttime', 'optoutdate', 'optedoutat'],
   clean_time: ['cleantime', 'cleanedat', 'bouncedat', 'bouncetime', 'bouncedate'],
+  // A yes/no opt-out flag, as CRMs export it (Salesforce "Email Opt Out",
+  // HubSpot "Unsubscribed from all email", block-list columns).
+  opted_out: [
+    'emailoptout',
+    'hasoptedoutofemail',
+    'optedout',
+    'unsubscribedfromallemail',
+    'globalunsubscribe',
+    'donotemail',
+    'donotcontact',
+    'blocklisted',
+    'blacklisted',
+    'emailblacklisted',
+  ],
 };
 
 /** Header text compared loosely: "E-Mail Address" and "email_address" are the same. */

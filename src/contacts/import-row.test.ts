@@ -112,3 +112,17 @@ test('GDPR-21: an unsubscribe or clean time wins over any status (Mailchimp per-
   assert.deepEqual(resolveColumns(['email', 'Unsubscribed At', 'Cleaned At'], {}), { email: 0, unsub_time: 1, clean_time: 2 });
   assert.deepEqual(resolveColumns(['Email', 'Left'], parseMapOption(['unsub_time=Left'])), { email: 0, unsub_time: 1 });
 });
+
+test('GDPR-21: an opt-out flag column (CRM exports) suppresses when set; only a clear "no" or an empty cell leaves the row to its status', () => {
+  const header = ['Email', 'Status', 'Email Opt Out'];
+  const columns: ColumnMap = resolveColumns(header, {});
+  assert.deepEqual({ ...columns }, { email: 0, status: 1, opted_out: 2 });
+  const outcome = (flag: string) => {
+    const row = readRow(record(['a@example.org', 'subscribed', flag]), { row: 1, columns, width: 3, defaultStatus: 'subscribed' });
+    return 'address' in row ? [row.status, row.declaredStatus] : [row.reason];
+  };
+  for (const yes of ['1', 'true', 'Yes', 'X', 'ja', 'maybe']) assert.deepEqual(outcome(yes), ['unsubscribed', `subscribed; opted_out=${yes}`], yes);
+  for (const no of ['0', 'false', 'No', 'nein', '', ' ']) assert.deepEqual(outcome(no), ['subscribed', 'subscribed'], JSON.stringify(no));
+  assert.deepEqual({ ...resolveColumns(['E-mail', 'Unsubscribed from all email'], {}) }, { email: 0, opted_out: 1 });
+  assert.deepEqual({ ...resolveColumns(['Email', 'HasOptedOutOfEmail'], {}) }, { email: 0, opted_out: 1 });
+});

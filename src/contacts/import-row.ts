@@ -115,8 +115,12 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
   };
 }
 
+/** The values of an opt-out flag that say "not opted out"; any other non-empty value says they are (erring towards not sending). */
+const NO = new Set(['no', 'n', 'false', 'f', '0', 'nein', 'non', 'off', '-']);
+
 /**
- * A time in an unsubscribe or clean column says the person left or bounced,
+ * An opt-out flag that is set, or a time in an unsubscribe or clean column,
+ * says the person left or bounced,
  * whatever a status column or the --status default says: an import never
  * raises consent, so the most restrictive reading wins (DESIGN.md, flow 2).
  * Mailchimp's unsubscribed and cleaned exports have no status column, only
@@ -124,6 +128,8 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
  * opt in again. An unsubscribe (an objection, Art. 21) outranks a bounce.
  */
 function restrictiveMarker(fields: readonly string[], columns: ColumnMap): { status: 'unsubscribed' | 'bounced'; declared: string } | null {
+  const flag = text(cell(fields, columns.opted_out));
+  if (flag !== null && !NO.has(flag.toLowerCase())) return { status: 'unsubscribed', declared: `opted_out=${flag}` };
   const unsub = text(cell(fields, columns.unsub_time));
   if (unsub !== null) return { status: 'unsubscribed', declared: `unsub_time=${unsub}` };
   const clean = text(cell(fields, columns.clean_time));

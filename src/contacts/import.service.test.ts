@@ -158,6 +158,15 @@ for (const target of await databaseTargets()) {
       assert.equal(JSON.parse(objected!.evidence).declared_status, 'subscribed; unsub_time=2023-05-06 07:08:09', 'the evidence says what the file declared');
     });
 
+    test('GDPR-21: a CRM export\'s opt-out flag ("Email Opt Out" true) suppresses that row; a false flag leaves the row to its status', async () => {
+      const path = join(dir, `crm-${++files}.csv`);
+      writeFileSync(path, 'Email,First Name,Email Opt Out\r\noptout.crm@example.org,Cy,true\r\nstays.crm@example.org,Di,false\r\n');
+      const summary = await importContacts(deps(), { path, topicSlug: 'news' });
+      assert.deepEqual([summary.imported, summary.suppressed], [1, 1]);
+      assert.deepEqual(await suppressionsOf('optout.crm@example.org'), [{ scope: 'all', reason: 'unsubscribed' }]);
+      assert.equal(await stateOf((await contactOf('stays.crm@example.org'))!.id), 'imported');
+    });
+
     test('imports never override a stronger or more restrictive stored state; an unsubscribe row still suppresses a confirmed person', async () => {
       const conf = await seed('conf@example.org', ['requested', 'confirmed']);
       const gone = await seed('gone@example.org', ['requested', 'confirmed', 'withdrawn']);
