@@ -14,7 +14,7 @@ import { databaseTargets, type TestDatabase } from '../../test/support/databases
 import { checkGate, findSuppressions, lookupHashes, readContactEvents, verifyLedger, withLedger, type SuppressionKey } from '../consent/index.js';
 import { createCampaign, mergeProbableDuplicates, startCampaign } from '../campaigns/index.js';
 import { claimBatch } from '../delivery/claim.service.js';
-import { eraseContact } from '../dsr/index.js';
+import { eraseContact, exportContactData } from '../dsr/index.js';
 import { fixedClock } from '../shared/clock.js';
 import { isAppError } from '../shared/errors.js';
 import { newId } from '../shared/ids.js';
@@ -126,6 +126,11 @@ for (const target of await databaseTargets()) {
       const key = unwrapContactKey(keys.masterKeys, eve.id, (await findContactKey(db, eve.id))!);
       assert.deepEqual(openPersonal(key, evidence.personal), { address: 'eve@example.org', ip: '192.0.2.44' });
       assert.deepEqual([...(await readContactNames(db, keys.masterKeys, [eve.id])).values()], [{ first_name: 'Eve', last_name: 'Émile' }]);
+      // GDPR-15 (Art. 14(2)(f)): the person's export names the import as the source of their data.
+      const exported = await exportContactData({ db, clock, newId, logger: silentLogger, keys }, eve.id);
+      assert.deepEqual(exported.information.source, [
+        { method: `import:list-${files}.csv`, description: 'Imported by the controller from an earlier mailing list; the declared source is in the event evidence (Art. 14(2)(f)).' },
+      ]);
     });
 
     test('GDPR-21, EPR-06: Mailchimp\'s unsubscribed and cleaned exports (no status column, only UNSUB_TIME / CLEAN_TIME) suppress everyone in them, even with --status subscribed', async () => {

@@ -234,7 +234,11 @@ function information(rows: ExportRows): ExportInformation {
       'Object to direct marketing, absolutely (Art. 21(2)-(3))',
       'Lodge a complaint with a supervisory authority (Art. 77)',
     ],
-    source: methods.map((method) => ({ method, description: SOURCES[method] ?? 'Recorded by the controller; see the event evidence.' })),
+    // An import's method names its file (`import:<file>`, EDPB-02): described as an import.
+    source: methods.map((method) => ({
+      method,
+      description: SOURCES[method] ?? SOURCES[method.split(':')[0]!] ?? 'Recorded by the controller; see the event evidence.',
+    })),
     automated_decisions: 'None: no automated decision-making or profiling with legal or similar effects (Art. 22).',
   };
 }
