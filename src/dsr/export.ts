@@ -198,6 +198,8 @@ const SOURCES: Record<string, string> = {
   web_form: 'Given by you through a sign-up form (Art. 13).',
   double_opt_in: 'Confirmed by you by opening the link in the confirmation mail.',
   import: 'Imported by the controller from an earlier mailing list; the declared source is in the event evidence (Art. 14(2)(f)).',
+  preference_centre: 'Asked for by you in your preference centre, and confirmed by you through the link mailed to you.',
+  re_permission: 'Confirmed by you by opening the link in a request to renew your consent.',
 };
 
 /** Events through which data about the person entered the system (Art. 14(2)(f) source). */
