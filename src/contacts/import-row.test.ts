@@ -125,4 +125,5 @@ test('GDPR-21: an opt-out flag column (CRM exports) suppresses when set; only a 
   for (const no of ['0', 'false', 'No', 'nein', '', ' ']) assert.deepEqual(outcome(no), ['subscribed', 'subscribed'], JSON.stringify(no));
   assert.deepEqual({ ...resolveColumns(['E-mail', 'Unsubscribed from all email'], {}) }, { email: 0, opted_out: 1 });
   assert.deepEqual({ ...resolveColumns(['Email', 'HasOptedOutOfEmail'], {}) }, { email: 0, opted_out: 1 });
+  assert.deepEqual({ ...resolveColumns(['Email', 'Unsubscribed'], {}) }, { email: 0, opted_out: 1 });
 });
