@@ -89,6 +89,24 @@ test('without a status column every row takes the default status (e.g. a Mailchi
   assert.deepEqual([row.status, row.declaredStatus], ['unsubscribed', 'unsubscribed']);
 });
 
+test('every --status default applies as given, "pending" (no consent) included: a not-subscribed skip, not an error', () => {
+  const columns = resolveColumns(['Email Address', 'First Name'], {});
+  for (const defaultStatus of ['subscribed', 'unsubscribed', 'bounced', 'complained'] as const) {
+    const row = readRow(record(['a@example.org', 'A']), { row: 1, columns, width: 2, defaultStatus });
+    assert.ok('address' in row, defaultStatus);
+    assert.equal(row.status, defaultStatus);
+  }
+  assert.deepEqual(readRow(record(['a@example.org', 'A']), { row: 1, columns, width: 2, defaultStatus: 'not_subscribed' }), {
+    row: 1, line: 9, reason: 'not_subscribed', detail: 'not_subscribed',
+  });
+});
+
+test('a report detail never carries an address, even one typed into the status column', () => {
+  for (const cellText of ['jane.doe@example.com', 'x＠example.com']) {
+    assert.deepEqual(readRow(record(full({ 9: cellText })), ctx), { row: 7, line: 9, reason: 'unknown_status', detail: '(withheld: holds an @)' });
+  }
+});
+
 test('GDPR-21: an unsubscribe or clean time wins over any status (Mailchimp per-status exports have only these); an unsubscribe outranks a bounce', () => {
   const header = ['Email Address', 'status', 'UNSUB_TIME', 'CLEAN_TIME'];
   const columns: ColumnMap = resolveColumns(header, {});
@@ -101,7 +119,11 @@ test('GDPR-21: an unsubscribe or clean time wins over any status (Mailchimp per-
   };
   assert.deepEqual(outcome(['a@example.org', 'subscribed', '2023-05-06 07:08:09', '']), ['unsubscribed', 'subscribed; unsub_time=2023-05-06 07:08:09']);
   assert.deepEqual(outcome(['a@example.org', 'subscribed', '', '2022-01-01']), ['bounced', 'subscribed; clean_time=2022-01-01']);
-  assert.deepEqual(outcome(['a@example.org', 'complained', 'x', 'y']), ['unsubscribed', 'complained; unsub_time=x']);
+  // The most restrictive reading of the row, markers and status alike (complaint > bounce > unsubscribe, as the merge rule).
+  assert.deepEqual(outcome(['a@example.org', 'complained', 'x', 'y']), ['complained', 'complained; unsub_time=x; clean_time=y']);
+  assert.deepEqual(outcome(['a@example.org', 'unsubscribed', '', '2022-01-01']), ['bounced', 'unsubscribed; clean_time=2022-01-01']);
+  assert.deepEqual(outcome(['a@example.org', 'bounced', '2023-01-01', '']), ['bounced', 'bounced; unsub_time=2023-01-01']);
+  assert.deepEqual(outcome(['a@example.org', 'subscribed', '2023-01-01', '2022-01-01']), ['bounced', 'subscribed; unsub_time=2023-01-01; clean_time=2022-01-01']);
   assert.deepEqual(outcome(['a@example.org', 'pending', '2023-01-01', '']), ['unsubscribed', 'pending; unsub_time=2023-01-01'], 'a person who left is suppressed, not skipped');
   assert.deepEqual(outcome(['a@example.org', '', '2023-01-01', '']), ['unsubscribed', 'unsub_time=2023-01-01']);
   assert.deepEqual(outcome(['a@example.org', 'subscribed', ' ', '']), ['subscribed', 'subscribed'], 'an empty time is no marker');

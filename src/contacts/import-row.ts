@@ -93,8 +93,10 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
   if (!parsed.ok) return note(ctx, record, 'bad_address', parsed.reason);
   const statusText = cell(fields, columns.status);
   const declared = statusText ?? (columns.status === undefined ? ctx.defaultStatus : null);
-  const marker = restrictiveMarker(fields, columns);
-  const status = marker?.status ?? (declared === null ? null : parseStatus(declared));
+  // The --status default is already a status; a cell is read as a word.
+  const stated = statusText !== null ? parseStatus(statusText) : columns.status === undefined ? ctx.defaultStatus : null;
+  const markers = restrictiveMarkers(fields, columns);
+  const status = markers.length === 0 ? stated : mostRestrictive([...markers.map((m) => m.status), ...(stated !== null && stated in SEVERITY ? [stated] : [])]);
   if (status === null) return note(ctx, record, 'unknown_status', statusText === null ? 'empty' : printable(statusText));
   if (status === 'not_subscribed') return note(ctx, record, 'not_subscribed', printable(declared ?? ''));
   return {
@@ -104,7 +106,7 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
     matchKey: parsed.matchKey,
     providerKey: parsed.providerKey,
     status,
-    declaredStatus: marker ? [declared, marker.declared].filter((d) => d !== null && d !== '').join('; ') : declared!,
+    declaredStatus: [declared, ...markers.map((m) => m.declared)].filter((d) => d !== null && d !== '').join('; '),
     firstName: text(cell(fields, columns.first_name)),
     lastName: text(cell(fields, columns.last_name)),
     locale: normaliseLocale(cell(fields, columns.locale)),
@@ -120,21 +122,32 @@ const NO = new Set(['no', 'n', 'false', 'f', '0', 'nein', 'non', 'off', '-']);
 
 /**
  * An opt-out flag that is set, or a time in an unsubscribe or clean column,
- * says the person left or bounced,
- * whatever a status column or the --status default says: an import never
- * raises consent, so the most restrictive reading wins (DESIGN.md, flow 2).
- * Mailchimp's unsubscribed and cleaned exports have no status column, only
- * these times; imported as "subscribed" they would ask people who left to
- * opt in again. An unsubscribe (an objection, Art. 21) outranks a bounce.
+ * says the person left or bounced, whatever a status column or the --status
+ * default says: an import never raises consent, so the most restrictive
+ * reading of the row wins (DESIGN.md, flow 2), among its markers and its
+ * status alike. Mailchimp's unsubscribed and cleaned exports have no status
+ * column, only these times; imported as "subscribed" they would ask people
+ * who left to opt in again.
  */
-function restrictiveMarker(fields: readonly string[], columns: ColumnMap): { status: 'unsubscribed' | 'bounced'; declared: string } | null {
+function restrictiveMarkers(fields: readonly string[], columns: ColumnMap): { status: 'unsubscribed' | 'bounced'; declared: string }[] {
+  const out: { status: 'unsubscribed' | 'bounced'; declared: string }[] = [];
   const flag = text(cell(fields, columns.opted_out));
-  if (flag !== null && !NO.has(flag.toLowerCase())) return { status: 'unsubscribed', declared: `opted_out=${flag}` };
+  if (flag !== null && !NO.has(flag.toLowerCase())) out.push({ status: 'unsubscribed', declared: `opted_out=${flag}` });
   const unsub = text(cell(fields, columns.unsub_time));
-  if (unsub !== null) return { status: 'unsubscribed', declared: `unsub_time=${unsub}` };
+  if (unsub !== null) out.push({ status: 'unsubscribed', declared: `unsub_time=${unsub}` });
   const clean = text(cell(fields, columns.clean_time));
-  if (clean !== null) return { status: 'bounced', declared: `clean_time=${clean}` };
-  return null;
+  if (clean !== null) out.push({ status: 'bounced', declared: `clean_time=${clean}` });
+  return out;
+}
+
+/**
+ * The same order as the merge rule's (import-merge.ts): a complaint or a
+ * bounce cannot be lifted by the person's own new opt-in, an unsubscribe can.
+ */
+const SEVERITY: Readonly<Record<string, number>> = { unsubscribed: 1, bounced: 2, complained: 3 };
+
+function mostRestrictive(statuses: readonly DeclaredStatus[]): DeclaredStatus {
+  return statuses.reduce((best, s) => ((SEVERITY[s] ?? 0) > (SEVERITY[best] ?? 0) ? s : best));
 }
 
 function note(ctx: RowContext, record: CsvRecord, reason: RowNote['reason'], detail = ''): RowNote {
@@ -171,7 +184,8 @@ function text(value: string | null): string | null {
   return clean === '' ? null : clean;
 }
 
-/** A cell quoted in a report detail: short and printable. */
+/** A cell quoted in a report detail: short and printable, and never an address (the report is shared; Art. 5(1)(f)). */
 function printable(value: string): string {
+  if (/[@\uFF20]/u.test(value)) return '(withheld: holds an @)';
   return value.replace(/[^\p{L}\p{N} _.-]/gu, '?').slice(0, 40);
 }
