@@ -163,6 +163,28 @@ for (const target of await databaseTargets()) {
       assert.equal(JSON.parse(objected!.evidence).declared_status, 'subscribed; unsub_time=2023-05-06 07:08:09', 'the evidence says what the file declared');
     });
 
+    test('GDPR-15/20: the export opens every sealed value an import stored (opt-in and confirmation IPs, each merged record\'s), never handing back ciphertext', async () => {
+      const path = join(dir, `ips-${++files}.csv`);
+      writeFileSync(
+        path,
+        'Email,Status,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP\r\n' +
+          'ip.person@example.org,subscribed,203.0.113.11,2020-01-02 03:04:05,198.51.100.12\r\n' +
+          'ip.merged@example.org,subscribed,203.0.113.21,2020-01-02 03:04:05,198.51.100.22\r\n' +
+          'ip.merged@example.org,unsubscribed,203.0.113.31,,\r\n',
+      );
+      await importContacts(deps(), { path, topicSlug: 'news' });
+      const dsr = { db, clock, newId, logger: silentLogger, keys };
+      const person = await exportContactData(dsr, (await contactOf('ip.person@example.org'))!.id);
+      const merged = await exportContactData(dsr, (await contactOf('ip.merged@example.org'))!.id);
+      for (const exported of [person, merged]) assert.doesNotMatch(JSON.stringify(exported), /enc:v1:/, 'no ciphertext in the export');
+      const imported = person.consent_events.find((e) => e.type === 'imported')!;
+      assert.deepEqual([imported.evidence.personal?.ip, (imported.evidence.confirm_personal as { ip: string }).ip], ['203.0.113.11', '198.51.100.12']);
+      const mergeEvent = merged.consent_events.find((e) => e.type === 'merged')!;
+      const records = mergeEvent.evidence.records as { row: number; personal?: { ip: string | null }; confirm_personal?: { ip: string | null } }[];
+      const losing = records.find((r) => r.personal !== undefined)!;
+      assert.deepEqual([losing.personal?.ip, losing.confirm_personal?.ip], ['203.0.113.21', '198.51.100.22'], 'the losing subscribed row\'s evidence, opened');
+    });
+
     test('GDPR-21: a CRM export\'s opt-out flag ("Email Opt Out" true) suppresses that row; a false flag leaves the row to its status', async () => {
       const path = join(dir, `crm-${++files}.csv`);
       writeFileSync(path, 'Email,First Name,Email Opt Out\r\noptout.crm@example.org,Cy,true\r\nstays.crm@example.org,Di,false\r\n');

@@ -173,14 +173,31 @@ function profileOf(contact: Contact, names: ContactNames | null): ContactExport[
   };
 }
 
-/** Opens the sealed `personal` field; every other evidence field is copied as stored. */
+/**
+ * Opens every sealed personal field of the evidence: the top-level
+ * `personal`, and wherever else evidence keeps sealed values (an import's
+ * `confirm_personal`, each record of an import merge's `records`). Every
+ * other field is copied as stored.
+ */
 function openEvidence(contactKey: Buffer | null, stored: string): ExportedEvent['evidence'] {
   const { personal, ...rest } = JSON.parse(stored) as Record<string, unknown>;
-  const opened: PersonalData | null = typeof personal === 'string' ? openPersonal(contactKey, personal) : null;
-  return {
-    ...rest,
-    personal: opened ? { address: opened.address ?? null, ip: opened.ip ?? null, user_agent: opened.user_agent ?? null } : null,
-  };
+  return { ...(openNested(contactKey, rest) as Record<string, unknown>), personal: openField(contactKey, personal) };
+}
+
+/** A sealed field is named `personal` or `<something>_personal`. */
+const SEALED_FIELD = /(^|_)personal$/;
+
+function openNested(contactKey: Buffer | null, value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => openNested(contactKey, v));
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, SEALED_FIELD.test(k) && typeof v === 'string' ? openField(contactKey, v) : openNested(contactKey, v)]),
+  );
+}
+
+function openField(contactKey: Buffer | null, sealed: unknown): OpenedPersonal | null {
+  const opened: PersonalData | null = typeof sealed === 'string' ? openPersonal(contactKey, sealed) : null;
+  return opened ? { address: opened.address ?? null, ip: opened.ip ?? null, user_agent: opened.user_agent ?? null } : null;
 }
 
 /** An entry is stored once per provider alias (Gmail dots, +tags); the person sees it once. */
