@@ -262,6 +262,42 @@ for (const target of await databaseTargets()) {
       assert.equal(await stateOf(pair.other), undefined);
       assert.equal((await verifyLedger(db())).ok, true);
     });
+
+    test('the lapse goes on past a batch that found one person through two records: everyone unanswered lapses', async () => {
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      const deps = { db: db(), clock: rt.clock, newId };
+      const now = rt.clock.now();
+      // X and Y are kept records (X sorts first); B1 was merged into X, B2 into Y. Requests went to X, B1 and B2.
+      const ids = { x: `a${newId()}`, b1: newId(), y: `b${newId()}`, b2: newId() };
+      const addresses: [string, string][] = [[ids.x, 'lapse.x@gmail.com'], [ids.b1, 'lapsex+one@gmail.com'], [ids.y, 'lapse.y@gmail.com'], [ids.b2, 'lapsey+two@gmail.com']];
+      await withLedger(db(), async (trx, ledger) => {
+        for (const [id, address] of addresses) {
+          const parsed = parseAddress(address);
+          assert.ok(parsed.ok);
+          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: now.toISOString(), erased_at: null });
+          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: now.toISOString() });
+        }
+        await ledger.append(addresses.map(([id]) => ({ id: newId(), contactId: id, topicId: topic.id, type: 'imported' as const, occurredAt: now, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } })));
+      });
+      const deadline = new Date(now.getTime() + 14 * DAY_MS);
+      const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline, fromAddress: 'Example Ltd <news@assent.example.org>' });
+      for (const id of [ids.x, ids.b1, ids.b2]) {
+        await db().insertInto('deliveries').values({
+          campaign_id: campaign.id, contact_id: id, status: 'sent', attempts: 1, next_attempt_at: now.toISOString(), updated_at: now.toISOString(),
+          sent_at: now.toISOString(), message_id: `<c.${campaign.id}.${id}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
+        }).execute();
+      }
+      await mergeProbableDuplicates(deps, { keepId: ids.x, otherId: ids.b1 });
+      await mergeProbableDuplicates(deps, { keepId: ids.y, otherId: ids.b2 });
+      const stateOf = async (id: string) =>
+        (await db().selectFrom('consent_states').select('state').where('contact_id', '=', id).where('topic_id', '=', topic.id).executeTakeFirst())?.state;
+      rt.clock.set(new Date(deadline.getTime() + 1000));
+      // Batches of two: the first finds X directly and again through B1, so it holds one person, not two.
+      const report = await runRepermissionJobs(deps, rt.clock.now(), { lapseBatch: 2 });
+      assert.deepEqual([await stateOf(ids.x), await stateOf(ids.y)], ['lapsed', 'lapsed']);
+      assert.ok(report.closed.includes(campaign.id));
+      assert.equal((await verifyLedger(db())).ok, true);
+    });
   });
 }
 

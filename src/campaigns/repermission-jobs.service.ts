@@ -33,7 +33,7 @@ export interface RepermissionJobReport {
   skipped: number;
 }
 
-export async function runRepermissionJobs(deps: CampaignDeps, now: Date): Promise<RepermissionJobReport> {
+export async function runRepermissionJobs(deps: CampaignDeps, now: Date, options: { lapseBatch?: number } = {}): Promise<RepermissionJobReport> {
   const reminders = await makeDueReminders(deps, now);
   const report: RepermissionJobReport = { reminders, closed: [], lapsed: 0, skipped: 0 };
   const at = now.toISOString();
@@ -43,7 +43,9 @@ export async function runRepermissionJobs(deps: CampaignDeps, now: Date): Promis
     }
     report.skipped += await skipQueuedAtDeadline(deps.db, { campaignId: row.campaign_id, now: at });
     // A reminder's audience is a subset of its root's: lapsing runs once, on the root.
-    if (row.parent_id === null) report.lapsed += await lapseUnanswered(deps, { campaignId: row.campaign_id, topicId, deadlineAt: row.deadline_at, now });
+    if (row.parent_id === null) {
+      report.lapsed += await lapseUnanswered(deps, { campaignId: row.campaign_id, topicId, deadlineAt: row.deadline_at, now, batch: options.lapseBatch ?? LAPSE_BATCH });
+    }
     await markClosed(deps.db, { campaignId: row.campaign_id, now: at });
     report.closed.push(row.campaign_id);
   }
@@ -83,12 +85,12 @@ async function makeDueReminders(deps: CampaignDeps, now: Date): Promise<string[]
  */
 async function lapseUnanswered(
   deps: CampaignDeps,
-  input: { campaignId: string; topicId: string; deadlineAt: string; now: Date },
+  input: { campaignId: string; topicId: string; deadlineAt: string; now: Date; batch: number },
 ): Promise<number> {
   let total = 0;
   for (;;) {
     const count = await withLedger(deps.db, async (trx, ledger) => {
-      const batch = await nextUnansweredBatch(trx, { campaignId: input.campaignId, topicId: input.topicId, limit: LAPSE_BATCH });
+      const batch = await nextUnansweredBatch(trx, { campaignId: input.campaignId, topicId: input.topicId, limit: input.batch });
       await ledger.append(
         batch.map((b) => ({
           id: deps.newId(),
@@ -102,6 +104,9 @@ async function lapseUnanswered(
       return batch.length;
     });
     total += count;
-    if (count < LAPSE_BATCH) return total;
+    // Until a batch finds no one: a short batch is not the end, since one
+    // person reached through two records is taken once and the batch shrinks.
+    // Every batch moves its people out of `imported`, so this ends.
+    if (count === 0) return total;
   }
 }
