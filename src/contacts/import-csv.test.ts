@@ -121,6 +121,9 @@ test('dialect: semicolon, tab and pipe exports are recognised; a one-column list
   const sample = (d: string) => `"Email Address"${d}"First Name"${d}Last\nann@example.org${d}Ann${d}"Lee${d} Jr"\nbob@example.org${d}Bob${d}B\n`;
   for (const d of [',', ';', '\t', '|']) assert.equal(detectDelimiter(sample(d), { newline: '\n', complete: true }), d, JSON.stringify(d));
   assert.equal(detectDelimiter('email\na@example.org\nb@example.org\n', { newline: '\n', complete: true }), ',');
+  // A semicolon export with a quoted column full of commas: commas split more fields, but unevenly.
+  const semicolons = `Email;Name;Status;Address\n${[0, 1, 2, 3, 4].map((i) => `a${i}@example.org;Ann;subscribed;"1 Main St, Apt 2, Springfield, IL, USA"`).join('\n')}\n`;
+  assert.equal(detectDelimiter(semicolons, { newline: '\n', complete: true }), ';');
   assert.equal(detectNewline('a,b\r\nc,d\r\n'), '\r\n');
   assert.equal(detectNewline('"x\r\ny",b\nc,d\n'), '\n');
   assert.equal(detectNewline('a,b\rc,d\r'), '\r');
