@@ -249,9 +249,11 @@ for (const target of await databaseTargets()) {
 
       // Nothing personal in the clear anywhere in the ledger rows (EDPB-02: proof without extra exposure).
       const rawEvents = JSON.stringify(await db().selectFrom('consent_events').selectAll().execute()).toLowerCase();
-      for (const secret of ['bob@example.com', 'bob', SIGNUP_IP, '203.0.113', SIGNUP_UA.toLowerCase()]) {
+      for (const secret of ['bob@example.com', SIGNUP_IP, '203.0.113', SIGNUP_UA.toLowerCase()]) {
         assert.equal(rawEvents.includes(secret), false, `ledger holds ${secret}`);
       }
+      // The bare local part as a word of its own: inside base64url ciphertext "bob" turns up by chance (about 1 run in 300).
+      assert.doesNotMatch(rawEvents, /(?<![a-z0-9_-])bob(?![a-z0-9_-])/, 'ledger holds bob');
 
       assert.deepEqual(tokenRow, {
         id: tokenRow.id,
