@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Tables } from '../storage/index.js';
+import { selfLiftableReasons } from './gate.js';
 import { ALL_SCOPE, type SuppressionRow } from './suppression.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
@@ -19,13 +20,34 @@ export async function findSuppressions(
     .execute();
 }
 
-/** Adds suppression entries; an existing entry for the same hash and scope is kept. */
+/**
+ * Adds suppression entries. An existing entry for the same hash and scope is
+ * kept, except that a reason the person can lift with a fresh opt-in of
+ * their own (an unsubscribe or objection) gives way to one they cannot (a
+ * bounce, a complaint, erasure, restriction): a complaint that arrives after
+ * an unsubscribe must still hold the address for good. Suppression errs
+ * towards not sending (DESIGN.md).
+ */
 export async function insertSuppressions(db: Executor, rows: SuppressionRow[]): Promise<void> {
   if (rows.length === 0) return;
+  const liftable = [...selfLiftableReasons];
+  // One row per key in a statement (PostgreSQL refuses to update a row twice in one): the first, unless a later one cannot be lifted and it can.
+  const unique = new Map<string, SuppressionRow>();
+  for (const row of rows) {
+    const key = `${row.key_hash}\u0000${row.scope}`;
+    const seen = unique.get(key);
+    if (!seen || (liftable.includes(seen.reason) && !liftable.includes(row.reason))) unique.set(key, row);
+  }
   await db
     .insertInto('suppressions')
-    .values(rows)
-    .onConflict((oc) => oc.columns(['key_hash', 'scope']).doNothing())
+    .values([...unique.values()])
+    .onConflict((oc) =>
+      oc
+        .columns(['key_hash', 'scope'])
+        .doUpdateSet((eb) => ({ reason: eb.ref('excluded.reason'), created_at: eb.ref('excluded.created_at'), event_seq: eb.ref('excluded.event_seq') }))
+        .where('suppressions.reason', 'in', liftable)
+        .where((eb) => eb.not(eb(eb.ref('excluded.reason'), 'in', liftable))),
+    )
     .execute();
 }
 

@@ -54,3 +54,15 @@ test('the suppression entry takes the least liftable reason: complaint > bounce 
   assert.equal(decideMerge(fresh, ['unsubscribed', 'bounced', 'unsubscribed']).suppressionRow, 1);
   assert.equal(decideMerge(fresh, ['subscribed', 'unsubscribed']).suppressionRow, 1);
 });
+
+test('GDPR-21: a bounce or complaint for a stored person suppressed only by an unsubscribe is recorded, so it holds for good; nothing else changes', () => {
+  const unsubscribedOnly: Held = { contact: true, topicState: null, suppression: 'all', selfLiftable: true };
+  assert.deepEqual(decideMerge(unsubscribedOnly, ['subscribed', 'bounced', 'complained', 'unsubscribed']), {
+    outcomes: ['suppressed_skipped', 'suppressed_skipped', 'suppressed', 'suppressed_skipped'], createContact: false, suppressionRow: 2, merged: null,
+  });
+  const skipped = (rows: RowStatus[]) => ({ outcomes: rows.map(() => 'suppressed_skipped'), createContact: false, suppressionRow: null, merged: null });
+  assert.deepEqual(decideMerge(unsubscribedOnly, ['subscribed', 'unsubscribed']), skipped(['subscribed', 'unsubscribed']));
+  // Not when the reason is already one nobody can lift, not for an address with no stored person, never for an erased one.
+  assert.deepEqual(decideMerge({ ...unsubscribedOnly, selfLiftable: false }, ['complained']), skipped(['complained']));
+  assert.deepEqual(decideMerge({ ...unsubscribedOnly, contact: false }, ['complained']), skipped(['complained']));
+});

@@ -23,6 +23,12 @@ export interface Held {
   topicState: string | null;
   /** A suppression of the address (any alias, any key version) for everything or for this topic. */
   suppression: 'all' | 'topic' | null;
+  /**
+   * The suppression for everything stands only on reasons the person could
+   * lift with a fresh opt-in of their own (an unsubscribe or objection), and
+   * the address was not erased.
+   */
+  selfLiftable?: boolean;
 }
 
 /**
@@ -52,12 +58,28 @@ const importable = new Set<string | null>([null, 'imported']);
 
 export function decideMerge(held: Held, rows: readonly RowStatus[]): MergeDecision {
   const none = { createContact: false, suppressionRow: null, merged: null };
-  if (held.suppression === 'all') return { outcomes: rows.map(() => 'suppressed_skipped'), ...none };
+  if (held.suppression === 'all') return alreadySuppressed(held, rows);
   const restrictive = rows.flatMap((status, i) => (status === 'subscribed' ? [] : [i]));
   if (restrictive.length > 0) return suppress(held, rows, restrictive);
   if (held.suppression === 'topic') return { outcomes: rows.map(() => 'suppressed_skipped'), ...none };
   if (!importable.has(held.topicState)) return { outcomes: rows.map(() => 'unchanged'), ...none };
   return { outcomes: rows.map(() => 'imported'), createContact: !held.contact, suppressionRow: null, merged: null };
+}
+
+/**
+ * Rows of an address suppressed for everything are skipped (SUP-04 b), with
+ * one exception: a bounce or complaint for a stored person whose suppression
+ * they could still lift themselves (an unsubscribe) is recorded, so the
+ * stronger reason holds the address for good. Nobody is added, nothing else
+ * changes, and an erased address is never touched.
+ */
+function alreadySuppressed(held: Held, rows: readonly RowStatus[]): MergeDecision {
+  const skipped: MergeDecision = { outcomes: rows.map(() => 'suppressed_skipped'), createContact: false, suppressionRow: null, merged: null };
+  if (!held.contact || !held.selfLiftable) return skipped;
+  const stronger = rows.flatMap((status, i) => (status === 'bounced' || status === 'complained' ? [i] : []));
+  if (stronger.length === 0) return skipped;
+  const suppressionRow = stronger.reduce((best, i) => (severity[rows[i] as RestrictiveStatus] > severity[rows[best] as RestrictiveStatus] ? i : best));
+  return { ...skipped, outcomes: rows.map((_, i): RowOutcome => (i === suppressionRow ? 'suppressed' : 'suppressed_skipped')), suppressionRow };
 }
 
 function suppress(held: Held, rows: readonly RowStatus[], restrictive: number[]): MergeDecision {

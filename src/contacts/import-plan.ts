@@ -4,7 +4,7 @@
  * merges, suppressions, topic states), then the merge rule per person.
  */
 import type { Transaction } from 'kysely';
-import { ALL_SCOPE, lookupHashes, writeHashes, type SuppressionKey } from '../consent/index.js';
+import { ALL_SCOPE, lookupHashes, selfLiftableReasons, writeHashes, type SuppressionKey } from '../consent/index.js';
 import type { Contact, Tables } from '../storage/index.js';
 import { decideMerge, type Held, type MergeDecision } from './import-merge.js';
 import type { ImportRow } from './import-row.js';
@@ -86,9 +86,12 @@ async function loadStored(trx: Transaction<Tables>, input: { suppressionKeys: Su
   for (const person of people) for (const key of addressesOf(person)) if (!hashes.has(key)) hashes.set(key, lookupHashes(input.suppressionKeys, key));
   const allHashes: string[] = [];
   for (const list of hashes.values()) for (const h of list) allHashes.push(h);
-  const hitsAll = new Set<string>();
+  const hitsAll = new Map<string, string>();
   const hitsTopic = new Set<string>();
-  for (const hit of await findSuppressionHits(trx, { hashes: allHashes, scopes: [ALL_SCOPE, topicId] })) (hit.scope === ALL_SCOPE ? hitsAll : hitsTopic).add(hit.key_hash);
+  for (const hit of await findSuppressionHits(trx, { hashes: allHashes, scopes: [ALL_SCOPE, topicId] })) {
+    if (hit.scope === ALL_SCOPE) hitsAll.set(hit.key_hash, hit.reason);
+    else hitsTopic.add(hit.key_hash);
+  }
   const contactIds = people.flatMap((p) => (p.contact ? [p.contact.id] : []));
   const states = new Map((await findTopicStates(trx, { contactIds, topicId })).map((s) => [s.contact_id, s.state]));
   const hashesOf = (person: Person): string[] => {
@@ -98,8 +101,14 @@ async function loadStored(trx: Transaction<Tables>, input: { suppressionKeys: Su
   const heldOf = (person: Person): Held => {
     const mine = hashesOf(person);
     const erased = person.contact !== undefined && person.contact.erased_at !== null;
-    const suppression = erased || mine.some((h) => hitsAll.has(h)) ? 'all' : mine.some((h) => hitsTopic.has(h)) ? 'topic' : null;
-    return { contact: person.contact !== undefined, topicState: person.contact ? (states.get(person.contact.id) ?? null) : null, suppression };
+    const allReasons = mine.flatMap((h) => (hitsAll.has(h) ? [hitsAll.get(h)!] : []));
+    const suppression = erased || allReasons.length > 0 ? 'all' : mine.some((h) => hitsTopic.has(h)) ? 'topic' : null;
+    return {
+      contact: person.contact !== undefined,
+      topicState: person.contact ? (states.get(person.contact.id) ?? null) : null,
+      suppression,
+      selfLiftable: !erased && allReasons.length > 0 && allReasons.every((r) => selfLiftableReasons.includes(r)),
+    };
   };
   return { hashesOf, heldOf };
 }

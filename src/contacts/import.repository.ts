@@ -79,10 +79,10 @@ export async function findContactsByMatchKeys(trx: Transaction<Tables>, matchKey
 export async function findSuppressionHits(
   trx: Transaction<Tables>,
   input: { hashes: string[]; scopes: string[] },
-): Promise<{ key_hash: string; scope: string }[]> {
-  const out: { key_hash: string; scope: string }[] = [];
+): Promise<{ key_hash: string; scope: string; reason: string }[]> {
+  const out: { key_hash: string; scope: string; reason: string }[] = [];
   for (const part of chunks(input.hashes)) {
-    out.push(...(await trx.selectFrom('suppressions').select(['key_hash', 'scope']).where('key_hash', 'in', part).where('scope', 'in', input.scopes).execute()));
+    out.push(...(await trx.selectFrom('suppressions').select(['key_hash', 'scope', 'reason']).where('key_hash', 'in', part).where('scope', 'in', input.scopes).execute()));
   }
   return out;
 }

@@ -185,6 +185,26 @@ for (const target of await databaseTargets()) {
       assert.deepEqual([losing.personal?.ip, losing.confirm_personal?.ip], ['203.0.113.21', '198.51.100.22'], 'the losing subscribed row\'s evidence, opened');
     });
 
+    test('GDPR-21: a complaint imported for someone already unsubscribed is recorded and holds for good; for an erased address nothing is', async () => {
+      await run('late.complaint@example.org,,,unsubscribed,,\r\n');
+      const late = (await contactOf('late.complaint@example.org'))!;
+      assert.deepEqual(await checkGate(db, keys.suppressionKeys, { contact: late, topicId, purpose: 'self_service' }), { allowed: true }, 'an unsubscribe the person may lift');
+      const summary = await run('late.complaint@example.org,,,complained,,\r\nlate.complaint@example.org,,,subscribed,,\r\n');
+      assert.deepEqual([summary.suppressed, summary.suppressed_skipped, summary.imported, summary.contacts_created], [1, 1, 0, 0]);
+      assert.deepEqual(await typesOf(late.id), ['objected', 'complained']);
+      assert.deepEqual(await suppressionsOf('late.complaint@example.org'), [{ scope: 'all', reason: 'complained' }]);
+      assert.deepEqual(await checkGate(db, keys.suppressionKeys, { contact: late, topicId, purpose: 'self_service' }), { allowed: false, reason: 'suppressed' });
+      // Erased: the complaint row adds nothing at all.
+      await run('erased.then.complaint@example.org,,,unsubscribed,,\r\n');
+      const erased = (await contactOf('erased.then.complaint@example.org'))!;
+      await eraseContact({ db, clock, newId, logger: silentLogger, keys }, { contactId: erased.id, channel: 'operator' });
+      const events = (await readContactEvents(db, erased.id)).length;
+      const after = await run('erased.then.complaint@example.org,,,complained,,\r\n');
+      assert.deepEqual([after.suppressed, after.suppressed_skipped], [0, 1]);
+      assert.equal((await readContactEvents(db, erased.id)).length, events);
+      assert.equal((await verifyLedger(db)).ok, true);
+    });
+
     test('GDPR-21: a CRM export\'s opt-out flag ("Email Opt Out" true) suppresses that row; a false flag leaves the row to its status', async () => {
       const path = join(dir, `crm-${++files}.csv`);
       writeFileSync(path, 'Email,First Name,Email Opt Out\r\noptout.crm@example.org,Cy,true\r\nstays.crm@example.org,Di,false\r\n');

@@ -152,7 +152,7 @@ for (const target of await databaseTargets()) {
 
     test('GDPR-21: a topic-scoped suppression matches only that topic; "all" matches every topic; the first entry is kept', async () => {
       await suppress(db, { keys: [supp1], address: 'ann@example.org', scope: 'topic-news', reason: 'unsubscribed' });
-      await suppress(db, { keys: [supp1], address: 'ann@example.org', scope: 'topic-news', reason: 'complained' });
+      await suppress(db, { keys: [supp1], address: 'ann@example.org', scope: 'topic-news', reason: 'objected' });
       const news = [{ scope: 'topic-news', reason: 'unsubscribed' }];
       assert.deepEqual(await suppressionsFor(db, { keys: [supp1], address: 'ann@example.org', topics: ['topic-news'] }), news);
       assert.deepEqual(await suppressionsFor(db, { keys: [supp1], address: 'ann@example.org', topics: ['topic-offers', 'topic-news'] }), news);
@@ -161,6 +161,18 @@ for (const target of await databaseTargets()) {
       await suppress(db, { keys: [supp1], address: 'ann@example.org', scope: 'all', reason: 'objected' });
       assert.deepEqual(await suppressionsFor(db, { keys: [supp1], address: 'ann@example.org', topics: ['topic-offers'] }), [{ scope: 'all', reason: 'objected' }]);
       assert.deepEqual(await findSuppressions(db, [], ['topic-news']), []);
+    });
+
+    test('SUP-04: a reason the person can lift (unsubscribe, objection) gives way to one they cannot (complaint, bounce, erasure); never the other way', async () => {
+      const reasonOf = async (address: string) => (await suppressionsFor(db, { keys: [supp1], address, topics: [] })).map((r) => r.reason);
+      await suppress(db, { keys: [supp1], address: 'later.complaint@example.org', scope: 'all', reason: 'unsubscribed' });
+      await suppress(db, { keys: [supp1], address: 'later.complaint@example.org', scope: 'all', reason: 'complained' });
+      assert.deepEqual(await reasonOf('later.complaint@example.org'), ['complained']);
+      await suppress(db, { keys: [supp1], address: 'later.complaint@example.org', scope: 'all', reason: 'unsubscribed' });
+      assert.deepEqual(await reasonOf('later.complaint@example.org'), ['complained'], 'a later unsubscribe never softens it');
+      await suppress(db, { keys: [supp1], address: 'bounced.first@example.org', scope: 'all', reason: 'bounced' });
+      await suppress(db, { keys: [supp1], address: 'bounced.first@example.org', scope: 'all', reason: 'complained' });
+      assert.deepEqual(await reasonOf('bounced.first@example.org'), ['bounced'], 'between reasons nobody can lift, the first stays');
     });
   });
 }
