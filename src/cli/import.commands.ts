@@ -101,6 +101,7 @@ function printSummary(io: Io, s: ImportSummary): void {
   io.out(`import ${s.import_id} of ${s.file_name} into ${s.topic}: ${s.already_completed ? 'already completed, nothing changed' : 'completed'}`);
   if (s.resumed_from_row > 0 && !s.already_completed) io.out(`  resumed after row ${s.resumed_from_row}`);
   io.out(`  rows ${s.rows}: ${s.imported} imported, ${s.suppressed} suppressed, ${s.unchanged} unchanged, ${s.skipped} not subscribed, ${s.suppressed_skipped} suppressed or erased (skipped), ${s.errors} errors`);
+  if (s.warnings > 0) io.out(`  ${s.warnings} imported rows declare opt-in times or IPs that cannot be read (kept as written; listed in the report)`);
   io.out(`  contacts created ${s.contacts_created}, merges that changed a state ${s.merged}`);
   io.out(`  imported contacts may receive a re-permission request only; report: ${s.report}`);
 }

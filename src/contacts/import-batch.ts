@@ -44,10 +44,12 @@ export interface ImportCounters {
   skipped: number;
   suppressed_skipped: number;
   errors: number;
+  /** Rows imported whose declared opt-in times or IPs cannot be read (kept as written; listed in the report). */
+  warnings: number;
 }
 
 export const zeroCounters = (): ImportCounters => ({
-  rows: 0, contacts_created: 0, imported: 0, suppressed: 0, merged: 0, unchanged: 0, skipped: 0, suppressed_skipped: 0, errors: 0,
+  rows: 0, contacts_created: 0, imported: 0, suppressed: 0, merged: 0, unchanged: 0, skipped: 0, suppressed_skipped: 0, errors: 0, warnings: 0,
 });
 
 export interface BatchDeps {
@@ -70,6 +72,8 @@ export interface Batch {
   to: number;
   rows: ImportRow[];
   notes: RowNote[];
+  /** Warnings about rows in `rows` (declaredEvidenceNote), at most one per row. */
+  warnings: RowNote[];
 }
 
 export async function commitBatch(db: Db, deps: BatchDeps, run: RunContext, batch: Batch, before: ImportCounters): Promise<ImportCounters> {
@@ -80,7 +84,11 @@ export async function commitBatch(db: Db, deps: BatchDeps, run: RunContext, batc
     }
     const plans = await planBatch(trx, deps.keys.suppressionKeys, run.topicId, batch.rows);
     const { counters, skipped } = await writePlans(trx, ledger, { deps, run, plans });
-    const notes = skipped.length === 0 ? batch.notes : [...batch.notes, ...skipped].sort((a, b) => a.row - b.row);
+    // A skipped row's warning goes with it: nothing of that row was stored.
+    const skippedRows = new Set(skipped.map((n) => n.row));
+    const warnings = batch.warnings.filter((w) => !skippedRows.has(w.row));
+    const extra = [...skipped, ...warnings];
+    const notes = extra.length === 0 ? batch.notes : [...batch.notes, ...extra].sort((a, b) => a.row - b.row);
     await insertImportRows(trx, notes.map((n) => ({ import_id: run.importId, row: n.row, line: n.line, reason: n.reason, detail: n.detail })));
     let notSubscribed = 0;
     for (const note of batch.notes) if (note.reason === 'not_subscribed') notSubscribed += 1;
@@ -89,6 +97,7 @@ export async function commitBatch(db: Db, deps: BatchDeps, run: RunContext, batc
       rows: batch.to - batch.from + 1,
       skipped: notSubscribed,
       errors: batch.notes.length - notSubscribed,
+      warnings: warnings.length,
       suppressed_skipped: skipped.length,
     });
     await updateImportProgress(trx, { id: run.importId, rowsDone: batch.to, summary: JSON.stringify(after) });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../shared/errors.js';
 import { parseMapOption, resolveColumns, type ColumnMap } from './import-mapping.js';
-import { normaliseLocale, parseStatus, readRow, type RowContext } from './import-row.js';
+import { declaredEvidenceNote, normaliseLocale, parseStatus, readRow, type ImportRow, type RowContext } from './import-row.js';
 
 const mailchimp = ['Email Address', 'First Name', 'Last Name', 'MEMBER_RATING', 'OPTIN_TIME', 'OPTIN_IP', 'CONFIRM_TIME', 'CONFIRM_IP', 'LANGUAGE', 'status'];
 
@@ -148,4 +148,18 @@ test('GDPR-21: an opt-out flag column (CRM exports) suppresses when set; only a 
   assert.deepEqual({ ...resolveColumns(['E-mail', 'Unsubscribed from all email'], {}) }, { email: 0, opted_out: 1 });
   assert.deepEqual({ ...resolveColumns(['Email', 'HasOptedOutOfEmail'], {}) }, { email: 0, opted_out: 1 });
   assert.deepEqual({ ...resolveColumns(['Email', 'Unsubscribed'], {}) }, { email: 0, opted_out: 1 });
+});
+
+test('declared opt-in evidence that cannot be read is named in a warning (columns only, never values); readable evidence is not', () => {
+  const now = new Date('2026-03-01T10:00:00.000Z');
+  const good = readRow(record(full()), ctx) as ImportRow;
+  assert.equal(declaredEvidenceNote(good, now), null);
+  for (const optinTime of ['2020-01-02', '2020-01-02T03:04:05Z', '03/01/2024 10:00', '2026-03-02 09:00:00']) {
+    assert.equal(declaredEvidenceNote({ ...good, optinTime }, now), null, optinTime);
+  }
+  assert.equal(declaredEvidenceNote({ ...good, optinIp: '2001:db8::5', confirmIp: null, confirmTime: null }, now), null);
+  assert.deepEqual(declaredEvidenceNote({ ...good, optinTime: '2024-13-45 10:00:00', optinIp: '999.1.1.1' }, now), {
+    row: 7, line: 9, reason: 'declared_evidence_unreadable', detail: 'optin_time, optin_ip: kept as written',
+  });
+  assert.deepEqual(declaredEvidenceNote({ ...good, confirmTime: '2031-01-01', confirmIp: 'unknown' }, now)?.detail, 'confirm_time, confirm_ip: kept as written', 'a future time is no past opt-in');
 });

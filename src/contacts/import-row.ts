@@ -3,6 +3,7 @@
  * cannot be imported. Pure. Reasons and details never carry the address: the
  * report is shared with people who need not see it (GDPR Art. 5(1)(f)).
  */
+import { isIP } from 'node:net';
 import { parseAddress } from './address.js';
 import type { CsvRecord } from './import-csv.js';
 import type { ColumnMap } from './import-mapping.js';
@@ -39,12 +40,44 @@ export interface ImportRow {
   confirmIp: string | null;
 }
 
-/** A row not applied: an error, or a row that declares no consent at all. */
+/**
+ * A row not applied: an error, or a row that declares no consent at all; or
+ * a warning about a row that was applied (`declared_evidence_unreadable`).
+ */
 export interface RowNote {
   row: number;
   line: number;
-  reason: RowReason | 'not_subscribed' | 'suppressed';
+  reason: RowReason | 'not_subscribed' | 'suppressed' | typeof EVIDENCE_WARNING;
   detail: string;
+}
+
+/** The reason of the warning note: the row was imported, its declared opt-in evidence kept as written, and some of it cannot be read. */
+export const EVIDENCE_WARNING = 'declared_evidence_unreadable';
+
+/** A declared time later than this past the import is not a past opt-in. */
+const FUTURE_SLACK_MS = 86_400_000;
+
+/**
+ * Checks what a row declares about its opt-in (times and IPs), which the
+ * evidence keeps exactly as written: a time that is no date or lies in the
+ * future, an IP that is no IPv4 or IPv6 address. The warning names the
+ * columns, never their values (an IP is personal data; the report is shared).
+ */
+export function declaredEvidenceNote(row: ImportRow, now: Date): RowNote | null {
+  const unreadable: string[] = [];
+  const time = (field: string, value: string | null) => {
+    if (value === null) return;
+    const at = Date.parse(value);
+    if (Number.isNaN(at) || at > now.getTime() + FUTURE_SLACK_MS) unreadable.push(field);
+  };
+  const ip = (field: string, value: string | null) => {
+    if (value !== null && isIP(value) === 0) unreadable.push(field);
+  };
+  time('optin_time', row.optinTime);
+  ip('optin_ip', row.optinIp);
+  time('confirm_time', row.confirmTime);
+  ip('confirm_ip', row.confirmIp);
+  return unreadable.length === 0 ? null : { row: row.row, line: row.line, reason: EVIDENCE_WARNING, detail: `${unreadable.join(', ')}: kept as written` };
 }
 
 /**

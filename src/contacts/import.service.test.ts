@@ -205,6 +205,21 @@ for (const target of await databaseTargets()) {
       assert.equal((await verifyLedger(db)).ok, true);
     });
 
+    test('EDPB-02: declared opt-in times and IPs that cannot be read are kept as written and warned about by row and column, never by value', async () => {
+      const summary = await run(
+        'odd.evidence@example.org,Odd,,subscribed,2024-13-45 10:00:00,999.1.1.1\r\n' +
+          'fine.evidence@example.org,Fine,,subscribed,2024-01-02 10:00:00,192.0.2.8\r\n' +
+          'odd.evidence.gone@example.org,,,subscribed,yesterday,\r\n',
+      );
+      assert.deepEqual([summary.imported, summary.errors, summary.warnings], [3, 0, 2]);
+      const report = readFileSync(summary.report!, 'utf8');
+      assert.match(report, /^1,2,declared_evidence_unreadable,"optin_time, optin_ip: kept as written"\r$/m);
+      assert.match(report, /^3,4,declared_evidence_unreadable,optin_time: kept as written\r$/m);
+      assert.doesNotMatch(report, /999\.1\.1\.1|2024-13-45|odd\.evidence/);
+      const odd = (await contactOf('odd.evidence@example.org'))!;
+      assert.equal(JSON.parse((await readContactEvents(db, odd.id))[0]!.evidence).optin_time, '2024-13-45 10:00:00', 'the evidence keeps what was declared');
+    });
+
     test('GDPR-21: a CRM export\'s opt-out flag ("Email Opt Out" true) suppresses that row; a false flag leaves the row to its status', async () => {
       const path = join(dir, `crm-${++files}.csv`);
       writeFileSync(path, 'Email,First Name,Email Opt Out\r\noptout.crm@example.org,Cy,true\r\nstays.crm@example.org,Di,false\r\n');

@@ -21,7 +21,7 @@ import { findTopicBySlug } from '../topics/index.js';
 import { unwrapContactKey, type MasterKey } from './contact-keys.js';
 import { commitBatch, zeroCounters, type Batch, type ImportCounters, type RunContext } from './import-batch.js';
 import { parseMapOption, resolveColumns, type MapOverrides } from './import-mapping.js';
-import { readRow, parseStatus, type DeclaredStatus, type RowContext } from './import-row.js';
+import { declaredEvidenceNote, readRow, parseStatus, type DeclaredStatus, type RowContext } from './import-row.js';
 import { describeFile, openCsv, parseDelimiter, parseEncoding, readFileBytes, type CsvSource } from './import-source.js';
 import { completeImportRun, findImportRows, findImportRun, findWrappedKeys, insertImportRun } from './import.repository.js';
 
@@ -118,12 +118,13 @@ async function runBatches(
   const resumedFrom = Number(input.run.rows_done);
   const size = Math.max(1, Math.floor(input.input.batchSize ?? 1000));
   let counters: ImportCounters = { ...zeroCounters(), ...(JSON.parse(input.run.summary) as Partial<ImportCounters>) };
-  let batch: Batch = { from: resumedFrom + 1, to: resumedFrom, rows: [], notes: [] };
+  let batch: Batch = { from: resumedFrom + 1, to: resumedFrom, rows: [], notes: [], warnings: [] };
+  const now = deps.clock.now();
   const flush = async () => {
     if (batch.to < batch.from) return;
     counters = await commitBatch(deps.db, deps, context, batch, counters);
     await input.input.onProgress?.({ rowsDone: batch.to, bytesRead: source.bytesRead(), totalBytes: input.totalBytes });
-    batch = { from: batch.to + 1, to: batch.to, rows: [], notes: [] };
+    batch = { from: batch.to + 1, to: batch.to, rows: [], notes: [], warnings: [] };
   };
   let row = 0;
   for await (const records of source.records) {
@@ -131,8 +132,11 @@ async function runBatches(
       row += 1;
       if (row <= resumedFrom) continue;
       const read = readRow(record, { ...input.readContext, row });
-      if ('address' in read) batch.rows.push(read);
-      else batch.notes.push(read);
+      if ('address' in read) {
+        batch.rows.push(read);
+        const warning = declaredEvidenceNote(read, now);
+        if (warning) batch.warnings.push(warning);
+      } else batch.notes.push(read);
       batch.to = row;
       if (batch.to - batch.from + 1 >= size) await flush();
     }
