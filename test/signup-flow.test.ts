@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
 import type { JWK } from 'jose';
-import { extractReceiptJws, GENESIS_HASH, verifyLedger, verifyReceipt } from '../src/consent/index.js';
+import { extractReceiptJws, GENESIS_HASH, verifyLedger, verifyReceipt, withLedger } from '../src/consent/index.js';
 import { openPersonal, unwrapContactKey } from '../src/contacts/index.js';
 import { addForm } from '../src/forms/index.js';
 import { addTopic, defaultConsentText } from '../src/topics/index.js';
@@ -552,6 +552,24 @@ for (const target of await databaseTargets()) {
         .select(['topics.slug', 'consent_states.state'])
         .execute();
       assert.deepEqual(states, [{ slug: 'newsletter', state: 'confirmed' }]);
+    });
+
+    test('a confirmation link confirms only the requests it was issued for, never another pending request of the same person', async () => {
+      const db = rt.runtime.storage.db;
+      const sentBefore = rt.transport.sent.length;
+      assert.equal((await submitForm(rt.app, 'both', { email: 'two.requests@example.com', topics: 'partners' })).statusCode, 200);
+      const token = confirmLinkFrom(rt.transport.sent[sentBefore]!).token;
+      const contact = await db.selectFrom('contacts').select('id').where('match_key', '=', 'two.requests@example.com').executeTakeFirstOrThrow();
+      const partners = await db.selectFrom('topics').select('id').where('slug', '=', 'partners').executeTakeFirstOrThrow();
+      // A second request for the topic, issued with another token (no path does this today; the link must not cover it).
+      await withLedger(db, (_trx, ledger) =>
+        ledger.append([{ id: newId(), contactId: contact.id, topicId: partners.id, type: 'requested', occurredAt: rt.clock.now(), evidence: { method: 'web_form', actor: 'subject', token_id: 'another-token' } }]),
+      );
+      await openConfirm(rt.app, 'POST', token);
+      const state = await db.selectFrom('consent_states').select('state').where('contact_id', '=', contact.id).where('topic_id', '=', partners.id).executeTakeFirstOrThrow();
+      assert.equal(state.state, 'requested');
+      const types = (await db.selectFrom('consent_events').select('type').where('contact_id', '=', contact.id).orderBy('seq').execute()).map((e) => e.type);
+      assert.deepEqual(types, ['requested', 'requested']);
     });
 
     test('ticking both: an event per purpose, one confirmation, a receipt per purpose', async () => {

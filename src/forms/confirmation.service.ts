@@ -64,7 +64,7 @@ export async function confirmSubscription(
     const suppressions = await findSuppressionRows(trx, lookupHashes(deps.keys.suppressionKeys, contact.match_key), [ALL_SCOPE, ...topicIds]);
     const states = await findStates(trx, contact.id);
     const awaiting = states.filter((s) => topicIds.includes(s.topic_id) && s.state === 'requested');
-    const requested = await awaitedRequests(trx, { awaiting, row, merged: contact.id !== row.contact_id });
+    const requested = await awaitedRequests(trx, { awaiting, row });
     if (requested.length === 0) {
       return suppressions.length > 0 ? null : { contact, events: [] as ConsentEventRow[], requested: [] as ConsentEventRow[] };
     }
@@ -100,13 +100,13 @@ async function answeringContact(db: SignupDeps['db'] | Transaction<Tables>, cont
  * The `requested` events the awaiting states stand on. A state an operator
  * merge carried over stands on a merge event that names the original
  * request (`source_event`): that request, with its form and consent text, is
- * what the confirmation confirms. Through a merge, only the requests this
- * token was issued for count, never another pending request of the kept
- * contact.
+ * what the confirmation confirms. Only the requests this token was issued
+ * for count (their evidence names it), never another pending request of the
+ * same contact, whether the token came to it directly or through a merge.
  */
 async function awaitedRequests(
   trx: Transaction<Tables>,
-  v: { awaiting: ConsentStateRow[]; row: ConfirmationToken; merged: boolean },
+  v: { awaiting: ConsentStateRow[]; row: ConfirmationToken },
 ): Promise<ConsentEventRow[]> {
   if (v.awaiting.length === 0) return [];
   const stateEvents = await trx.selectFrom('consent_events').selectAll().where('seq', 'in', v.awaiting.map((s) => s.event_seq)).execute();
@@ -115,7 +115,7 @@ async function awaitedRequests(
     const source = (JSON.parse(event.evidence) as { source_event?: unknown }).source_event;
     const request = event.type === 'requested' && typeof source === 'string' ? await findEvent(trx, source) : event;
     if (!request || request.type !== 'requested' || request.topic_id !== event.topic_id) continue;
-    if (v.merged && (JSON.parse(request.evidence) as { token_id?: unknown }).token_id !== v.row.id) continue;
+    if ((JSON.parse(request.evidence) as { token_id?: unknown }).token_id !== v.row.id) continue;
     out.push(request);
   }
   return out;
