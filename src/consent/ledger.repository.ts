@@ -24,31 +24,9 @@ export async function writeHead(trx: Transaction<Tables>, head: { seq: number; h
   await trx.updateTable('ledger_head').set({ seq: head.seq, hash: head.hash }).where('id', '=', 1).execute();
 }
 
-/** Appends chained rows. */
-export async function insertEvents(trx: Transaction<Tables>, rows: ConsentEventRow[]): Promise<void> {
-  // Chunked so a large import stays under SQLite's bound-parameter limit.
-  for (let i = 0; i < rows.length; i += 500) {
-    await trx.insertInto('consent_events').values(rows.slice(i, i + 500)).execute();
-  }
-}
-
-/** Projects a topic event onto current state, in the appending transaction. */
-export async function upsertState(
-  trx: Transaction<Tables>,
-  state: { contact_id: string; topic_id: string; state: string; since: string; event_seq: number },
-): Promise<void> {
-  await trx
-    .insertInto('consent_states')
-    .values(state)
-    .onConflict((oc) =>
-      oc.columns(['contact_id', 'topic_id']).doUpdateSet({ state: state.state, since: state.since, event_seq: state.event_seq }),
-    )
-    .execute();
-}
-
 const eventColumns = ['seq', 'id', 'contact_id', 'topic_id', 'type', 'occurred_at', 'evidence', 'prev_hash', 'hash'] as const;
 
-/** Appends chained rows in multi-row statements (batch writers). */
+/** Appends chained rows in multi-row statements. */
 export async function insertEventRows(trx: Transaction<Tables>, rows: readonly ConsentEventRow[]): Promise<void> {
   const values: unknown[] = [];
   for (const r of rows) values.push(r.seq, r.id, r.contact_id, r.topic_id, r.type, r.occurred_at, r.evidence, r.prev_hash, r.hash);

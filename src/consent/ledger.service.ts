@@ -1,15 +1,16 @@
 import type { Transaction } from 'kysely';
 import type { ConsentEventRow, Db, Tables } from '../storage/index.js';
 import { chainEncoded, chainEvent, checkHead, checkLink, topicEventTypes, type ChainFault, type EncodedEventDraft, type EventDraft } from './ledger.js';
-import { insertEventRows, insertEvents, lockHead, readEventsAfter, readFirstEvents, readHead, upsertState, upsertStates, writeHead } from './ledger.repository.js';
+import { insertEventRows, lockHead, readEventsAfter, readFirstEvents, readHead, upsertStates, writeHead } from './ledger.repository.js';
 
 export interface LedgerWriter {
   /** Chains and stores events, updating the projection; returns the stored rows. */
   append(drafts: EventDraft[]): Promise<ConsentEventRow[]>;
   /**
-   * The same for batch writers (imports): drafts already encoded, rows
-   * stored in multi-row statements, the projection written once per
-   * (contact, topic) with the batch's last event. Same chain, same hashes.
+   * The same for batch writers (imports): drafts whose evidence is already
+   * encoded. Same chain, same hashes, same storage. Both store rows in
+   * multi-row statements and write the projection once per (contact, topic)
+   * with the last event.
    */
   appendEncoded(drafts: readonly EncodedEventDraft[]): Promise<ConsentEventRow[]>;
 }
@@ -23,29 +24,21 @@ export async function withLedger<T>(db: Db, work: (trx: Transaction<Tables>, led
   return db.transaction().execute(async (trx) => {
     await lockHead(trx);
     let head = await readHead(trx);
+    // Both kinds of draft are chained in order from the head, then stored and projected the same way.
+    const store = async <D>(drafts: readonly D[], link: (draft: D, prev: { seq: number; hash: string }) => ConsentEventRow) => {
+      const rows: ConsentEventRow[] = [];
+      for (const draft of drafts) {
+        const row = link(draft, head);
+        rows.push(row);
+        head = { seq: row.seq, hash: row.hash };
+      }
+      await insertEventRows(trx, rows);
+      await upsertStates(trx, latestStates(rows));
+      return rows;
+    };
     const ledger: LedgerWriter = {
-      append: async (drafts) => {
-        const rows: ConsentEventRow[] = [];
-        for (const draft of drafts) {
-          const row = chainEvent(draft, head);
-          rows.push(row);
-          head = { seq: row.seq, hash: row.hash };
-        }
-        await insertEvents(trx, rows);
-        for (const row of rows) await project(trx, row);
-        return rows;
-      },
-      appendEncoded: async (drafts) => {
-        const rows: ConsentEventRow[] = [];
-        for (const draft of drafts) {
-          const row = chainEncoded(draft, head);
-          rows.push(row);
-          head = { seq: row.seq, hash: row.hash };
-        }
-        await insertEventRows(trx, rows);
-        await upsertStates(trx, latestStates(rows));
-        return rows;
-      },
+      append: (drafts) => store(drafts, chainEvent),
+      appendEncoded: (drafts) => store(drafts, chainEncoded),
     };
     const result = await work(trx, ledger);
     await writeHead(trx, head);
@@ -55,18 +48,7 @@ export async function withLedger<T>(db: Db, work: (trx: Transaction<Tables>, led
 
 const topicTypes: readonly string[] = topicEventTypes;
 
-async function project(trx: Transaction<Tables>, row: ConsentEventRow): Promise<void> {
-  if (row.topic_id === null || !topicTypes.includes(row.type)) return;
-  await upsertState(trx, {
-    contact_id: row.contact_id,
-    topic_id: row.topic_id,
-    state: row.type,
-    since: row.occurred_at,
-    event_seq: row.seq,
-  });
-}
-
-/** What `project` leaves after every row in order: the last topic event of each (contact, topic). */
+/** The projection after the rows in order: the last topic event of each (contact, topic). */
 function latestStates(rows: readonly ConsentEventRow[]) {
   const latest = new Map<string, { contact_id: string; topic_id: string; state: string; since: string; event_seq: number }>();
   for (const row of rows) {
