@@ -263,6 +263,38 @@ for (const target of await databaseTargets()) {
       assert.equal((await verifyLedger(db())).ok, true);
     });
 
+    test('unanswered until the deadline along a chain of merges (B into A, then A into C): C lapses', async () => {
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      const deps = { db: db(), clock: rt.clock, newId };
+      const now = rt.clock.now();
+      const ids = { c: newId(), a: newId(), b: newId() };
+      const addresses: [string, string][] = [[ids.c, 'chain.end@gmail.com'], [ids.a, 'chainend+a@gmail.com'], [ids.b, 'chain.end+b@gmail.com']];
+      await withLedger(db(), async (trx, ledger) => {
+        for (const [id, address] of addresses) {
+          const parsed = parseAddress(address);
+          assert.ok(parsed.ok);
+          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: now.toISOString(), erased_at: null });
+          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: now.toISOString() });
+        }
+        await ledger.append([{ id: newId(), contactId: ids.b, topicId: topic.id, type: 'imported', occurredAt: now, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } }]);
+      });
+      const deadline = new Date(now.getTime() + 14 * DAY_MS);
+      const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline, fromAddress: 'Example Ltd <news@assent.example.org>' });
+      await db().insertInto('deliveries').values({
+        campaign_id: campaign.id, contact_id: ids.b, status: 'sent', attempts: 1, next_attempt_at: now.toISOString(), updated_at: now.toISOString(),
+        sent_at: now.toISOString(), message_id: `<c.${campaign.id}.${ids.b}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
+      }).execute();
+      await mergeProbableDuplicates(deps, { keepId: ids.a, otherId: ids.b });
+      await mergeProbableDuplicates(deps, { keepId: ids.c, otherId: ids.a });
+      const stateOf = async (id: string) =>
+        (await db().selectFrom('consent_states').select('state').where('contact_id', '=', id).where('topic_id', '=', topic.id).executeTakeFirst())?.state;
+      assert.equal(await stateOf(ids.c), 'imported');
+      rt.clock.set(new Date(deadline.getTime() + 1000));
+      await runRepermissionJobs(deps, rt.clock.now());
+      assert.deepEqual([await stateOf(ids.c), await stateOf(ids.a), await stateOf(ids.b)], ['lapsed', undefined, undefined]);
+      assert.equal((await verifyLedger(db())).ok, true);
+    });
+
     test('the lapse goes on past a batch that found one person through two records: everyone unanswered lapses', async () => {
       const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
       const deps = { db: db(), clock: rt.clock, newId };

@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { finalMergeTargets } from '../contacts/index.js';
 import type { Tables } from '../storage/index.js';
 import type { Campaign } from './campaign.js';
 import { DEADLINE_SKIP_REASON, type RepermissionRow } from './repermission.js';
@@ -125,20 +126,32 @@ export async function nextUnansweredBatch(
     .limit(input.limit)
     .execute();
   if (direct.length === input.limit) return direct;
-  // A request went to a record an operator merged into another afterwards:
-  // the kept record holds the state now, and it lapses too (merges are few).
-  const merged = await trx
+  // A request went to a record an operator merged into another afterwards
+  // (perhaps along a chain): the contact at the end holds the state now, and
+  // it lapses too. Merges are few.
+  const away = await trx
     .selectFrom('deliveries as d')
     .innerJoin('contact_merges as m', 'm.contact_id', 'd.contact_id')
-    .innerJoin('consent_states as s', (j) => j.onRef('s.contact_id', '=', 'm.merged_into').on('s.topic_id', '=', input.topicId))
-    .select(['s.contact_id', 's.event_seq'])
+    .select('d.contact_id')
     .where('d.campaign_id', '=', input.campaignId)
-    .where('s.state', '=', 'imported')
-    .orderBy('s.contact_id')
-    .limit(input.limit - direct.length)
     .execute();
+  if (away.length === 0) return direct;
   const seen = new Set(direct.map((r) => r.contact_id));
-  return [...direct, ...merged.filter((r) => !seen.has(r.contact_id) && seen.add(r.contact_id))];
+  const kept = [...new Set((await finalMergeTargets(trx, away.map((r) => r.contact_id))).values())].filter((id) => !seen.has(id)).sort();
+  const out = [...direct];
+  for (let i = 0; i < kept.length && out.length < input.limit; i += 500) {
+    const rows = await trx
+      .selectFrom('consent_states')
+      .select(['contact_id', 'event_seq'])
+      .where('topic_id', '=', input.topicId)
+      .where('state', '=', 'imported')
+      .where('contact_id', 'in', kept.slice(i, i + 500))
+      .orderBy('contact_id')
+      .limit(input.limit - out.length)
+      .execute();
+    out.push(...rows);
+  }
+  return out;
 }
 
 /** Records that the deadline job finished with a campaign. */

@@ -12,7 +12,7 @@ import type { Contact, Tables } from '../storage/index.js';
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
 /** More hops than any real chain (B into A, A later into C, ...): a guard, never a limit met. */
-export const MAX_MERGE_HOPS = 32;
+const MAX_MERGE_HOPS = 32;
 
 /**
  * A merge record that does not lead to a stored contact within the guard.
@@ -59,6 +59,38 @@ export async function findMergedAwayInto(db: Executor, contactId: string): Promi
     const rows = await db.selectFrom('contact_merges').select('contact_id').where('merged_into', 'in', frontier).orderBy('contact_id').execute();
     frontier = rows.map((r) => r.contact_id);
     out.push(...frontier);
+  }
+  return out;
+}
+
+/**
+ * For each of the contacts an operator merged away, the id at the end of its
+ * chain of merges (B into A, A later into C: B and A both end at C); contacts
+ * never merged away are absent. One query per hop, for any number of
+ * contacts: the batch form of keptContactOf, for imports and deadline jobs.
+ */
+export async function finalMergeTargets(db: Executor, contactIds: readonly string[]): Promise<Map<string, string>> {
+  const into = new Map<string, string>();
+  let pending = [...new Set(contactIds)];
+  for (let hop = 0; pending.length > 0; hop++) {
+    if (hop === MAX_MERGE_HOPS) throw brokenMergeChain(pending[0]!, `merge chain longer than ${MAX_MERGE_HOPS} hops`);
+    const merges: { contact_id: string; merged_into: string }[] = [];
+    for (let i = 0; i < pending.length; i += 500) {
+      merges.push(...(await db.selectFrom('contact_merges').select(['contact_id', 'merged_into']).where('contact_id', 'in', pending.slice(i, i + 500)).execute()));
+    }
+    for (const m of merges) into.set(m.contact_id, m.merged_into);
+    pending = merges.map((m) => m.merged_into).filter((id) => !into.has(id));
+  }
+  const out = new Map<string, string>();
+  for (const id of new Set(contactIds)) {
+    if (!into.has(id)) continue;
+    let at = id;
+    // The loop above stopped only at chain ends or a cycle; a cycle has no end.
+    for (let hop = 0; into.has(at); hop++) {
+      if (hop === MAX_MERGE_HOPS) throw brokenMergeChain(id, 'merge chain has no end (a cycle)');
+      at = into.get(at)!;
+    }
+    out.set(id, at);
   }
   return out;
 }

@@ -8,8 +8,8 @@ import { ALL_SCOPE, lookupHashes, selfLiftableReasons, writeHashes, type Suppres
 import type { Contact, Tables } from '../storage/index.js';
 import { decideMerge, type Held, type MergeDecision } from './import-merge.js';
 import type { ImportRow } from './import-row.js';
-import { brokenMergeChain, MAX_MERGE_HOPS } from './contact-merge.repository.js';
-import { findContactsByIds, findContactsByMatchKeys, findMergesOf, findSuppressionHits, findTopicStates } from './import.repository.js';
+import { brokenMergeChain, finalMergeTargets } from './contact-merge.repository.js';
+import { findContactsByIds, findContactsByMatchKeys, findSuppressionHits, findTopicStates } from './import.repository.js';
 
 export interface Plan {
   /** The rows' match keys, the first row's first. */
@@ -121,25 +121,8 @@ export function addressesOf(unit: Pick<Plan, 'matchKeys' | 'contact'>): string[]
 
 /** For each contact an operator merged away, the contact it ended in (merges of merges followed). */
 async function resolveMerges(trx: Transaction<Tables>, contacts: readonly Contact[]): Promise<Map<string, Contact>> {
-  const into = new Map<string, string>();
-  let pending = contacts.map((c) => c.id);
-  for (let hop = 0; pending.length > 0; hop++) {
-    if (hop === MAX_MERGE_HOPS) throw brokenMergeChain(pending[0]!, `merge chain longer than ${MAX_MERGE_HOPS} hops`);
-    const merges = await findMergesOf(trx, pending);
-    for (const m of merges) into.set(m.contact_id, m.merged_into);
-    pending = merges.map((m) => m.merged_into).filter((id) => !into.has(id));
-  }
-  if (into.size === 0) return new Map();
-  const finalOf = (id: string): string => {
-    let at = id;
-    // The loop above stopped only at chain ends or a cycle; a cycle has no end.
-    for (let hop = 0; into.has(at); hop++) {
-      if (hop === MAX_MERGE_HOPS) throw brokenMergeChain(id, 'merge chain has no end (a cycle)');
-      at = into.get(at)!;
-    }
-    return at;
-  };
-  const targets = new Map([...into.keys()].map((id) => [id, finalOf(id)]));
+  const targets = await finalMergeTargets(trx, contacts.map((c) => c.id));
+  if (targets.size === 0) return new Map();
   const kept = new Map((await findContactsByIds(trx, [...new Set(targets.values())])).map((c) => [c.id, c]));
   const out = new Map<string, Contact>();
   for (const [id, target] of targets) {

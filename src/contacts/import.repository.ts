@@ -136,15 +136,6 @@ export async function insertContactNameValues(trx: Transaction<Tables>, values: 
   await insertMany(trx, { table: 'contact_names', columns: contactNameColumns, conflict: 'on conflict ("contact_id") do nothing' }, values);
 }
 
-/** Operator merges of any of the contacts (probable duplicates merged into a kept contact). */
-export async function findMergesOf(trx: Transaction<Tables>, contactIds: string[]): Promise<{ contact_id: string; merged_into: string }[]> {
-  const out: { contact_id: string; merged_into: string }[] = [];
-  for (const part of chunks(contactIds)) {
-    out.push(...(await trx.selectFrom('contact_merges').select(['contact_id', 'merged_into']).where('contact_id', 'in', part).execute()));
-  }
-  return out;
-}
-
 /** Contacts by id. */
 export async function findContactsByIds(trx: Transaction<Tables>, ids: string[]): Promise<Contact[]> {
   const out: Contact[] = [];
