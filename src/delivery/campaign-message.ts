@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
-import type { SplitText } from '../templates/index.js';
+import { joinSplit, type SplitText } from '../templates/index.js';
 import type { DkimSigner } from './dkim.js';
 import type { OutgoingMessage } from './transport.js';
 
@@ -257,17 +257,15 @@ const encodedStatics = new WeakMap<readonly string[], { encoding: 'quoted-printa
  * the joined text exactly. Only the personal values are encoded per message.
  */
 function encodeSplitBody(split: SplitText): { encoding: 'quoted-printable' | 'base64'; content: string } {
+  // A body rendered whole (no shared shape) is encoded once, and not cached: its statics are its own.
+  if (split.values.length === 0) return encodeBody(split.statics[0]!);
   let cached = encodedStatics.get(split.statics);
   if (cached === undefined) {
     const { encoding } = encodeBody(split.statics.join(''));
     cached = { encoding, parts: encoding === 'quoted-printable' ? split.statics.map(quotedPrintablePart) : null };
     encodedStatics.set(split.statics, cached);
   }
-  if (cached.parts === null) {
-    let joined = split.statics[0]!;
-    for (let i = 0; i < split.values.length; i++) joined += split.values[i]! + split.statics[i + 1]!;
-    return encodeBody(joined);
-  }
+  if (cached.parts === null) return encodeBody(joinSplit(split));
   let out = cached.parts[0]!;
   for (let i = 0; i < split.values.length; i++) out += quotedPrintablePart(split.values[i]!) + cached.parts[i + 1]!;
   // The last part ends the body: no soft break after it.
