@@ -46,6 +46,8 @@ export async function claimRows(
         selectFrom('deliveries as d')
           .select(['d.campaign_id', 'd.contact_id'])
           .where('d.campaign_id', '=', input.campaignId)
+          // Still sending in this statement's own read: a pause that committed after the campaign list was read holds.
+          .where(({ exists, selectFrom: from }) => exists(from('campaigns as c').select('c.id').where('c.id', '=', input.campaignId).where('c.status', '=', 'sending')))
           .$if(input.which === 'expired', (q) => q.where('d.status', '=', 'claimed').where('d.lease_until', '<=', input.now))
           .$if(input.which === 'due', (q) => q.where('d.status', '=', 'queued').where('d.next_attempt_at', '<=', input.now).orderBy('d.next_attempt_at'))
           .limit(input.batchSize)

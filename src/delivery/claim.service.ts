@@ -51,6 +51,7 @@ export async function claimBatch(
     const rows: ClaimedRow[] = [];
     // A dead worker's expired claims first, then due rows; campaign after campaign until the batch is full.
     for (const campaignId of await findClaimableCampaignIds(trx, input.campaignId)) {
+      if (rows.length >= input.batchSize) break;
       for (const which of ['expired', 'due'] as const) {
         const room = input.batchSize - rows.length;
         if (room <= 0) break;

@@ -8,6 +8,7 @@ import { fixedClock, systemClock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import { openStorage, type Db, type Storage } from '../storage/index.js';
 import { claimBatch, markPermanent, markSent, markTransient, type ClaimDeps, type ClaimedDelivery } from './claim.service.js';
+import { claimRows, findClaimableCampaignIds } from './claim.repository.js';
 import { createMemoryTransport } from './memory-transport.js';
 import { runWorker } from './worker.js';
 
@@ -99,6 +100,18 @@ for (const target of await databaseTargets()) {
       assert.deepEqual(await claimBatch(deps, { campaignId: campaign.id, workerId: 'w', batchSize: 10, leaseMs: 1000, now: at(0) }), []);
       await resumeCampaign(cdeps, campaign.id);
       assert.equal((await claimBatch(deps, { campaignId: campaign.id, workerId: 'w', batchSize: 10, leaseMs: 1000, now: at(0) })).length, 2);
+    });
+
+    test('the claiming statement itself re-reads the status: a pause after the campaign list was read still holds', async () => {
+      const campaign = await campaignWith(database.storage, 2);
+      const cdeps = { db, clock: fixedClock(T0), newId };
+      // As if the claimer listed the campaign as sending, then the pause committed.
+      assert.deepEqual(await findClaimableCampaignIds(db, campaign.id), [campaign.id]);
+      await pauseCampaign(cdeps, campaign.id);
+      const claim = { capabilities: database.storage.capabilities, campaignId: campaign.id, which: 'due' as const, workerId: 'w', batchSize: 10, leaseUntil: at(1000).toISOString(), now: at(0).toISOString() };
+      assert.deepEqual(await claimRows(db, claim), []);
+      await resumeCampaign(cdeps, campaign.id);
+      assert.equal((await claimRows(db, claim)).length, 2);
     });
 
     test('two concurrent claimers never get the same row', async () => {
