@@ -11,14 +11,13 @@ import type { Clock } from '../shared/clock.js';
 import type { VersionedKey } from '../config/secrets.js';
 import { AppError } from '../shared/errors.js';
 import { findTopicsByIds } from '../topics/index.js';
-import { createRecipientRenderer, loadCompiledTemplate, type CompiledTemplate, type RecipientRenderer } from '../templates/index.js';
+import { createRecipientRenderer, loadCompiledTemplate, type RecipientRenderer } from '../templates/index.js';
 import type { MasterKey } from '../contacts/index.js';
 import { signLinkToken } from '../preferences/link-token.js';
 import type { PreparedCampaignMessage } from '../delivery/campaign-message.js';
 import { campaignMessageBuilder, createRecipientLoader, type RecipientLoader } from './recipients.js';
 import type { DkimSigner } from '../delivery/dkim.js';
 import type { OutgoingMessage } from '../delivery/transport.js';
-import type { Campaign } from './campaign.js';
 import { findCampaign } from './campaign.repository.js';
 import { createRepermissionRenderer } from './repermission-renderer.js';
 
@@ -47,9 +46,7 @@ export interface RenderTarget {
 }
 
 interface Prepared {
-  campaign: Campaign;
   topicId: string;
-  compiled: CompiledTemplate;
   /** Renders per recipient; shares the work of one template shape across recipients (templates/recipient-renderer.ts). */
   render: RecipientRenderer;
   builder: PreparedCampaignMessage;
@@ -120,5 +117,5 @@ async function prepare(deps: RendererDeps, campaignId: string): Promise<Prepared
       policy_url: deps.controller.policyUrl,
     },
   });
-  return { campaign, topicId: topic.id, compiled, render, builder };
+  return { topicId: topic.id, render, builder };
 }

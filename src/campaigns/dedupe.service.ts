@@ -9,7 +9,7 @@ import { AppError } from '../shared/errors.js';
 import type { Db } from '../storage/index.js';
 import { findContactById } from '../contacts/index.js';
 import { withLedger } from '../consent/index.js';
-import { changesOf, mergeEvents, mergeRefusal, mergeTopicStates, OPERATOR_MERGE, type TopicMerge } from './dedupe.js';
+import { changesOf, mergeEvents, mergeRefusal, mergeTopicStates, type TopicMerge } from './dedupe.js';
 import {
   deleteStatesOf,
   findDuplicateProviderKeys,

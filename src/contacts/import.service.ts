@@ -10,7 +10,7 @@
 import { createWriteStream } from 'node:fs';
 import { basename } from 'node:path';
 import { once } from 'node:events';
-import { canonicalJson, open } from '../shared/crypto.js';
+import { canonicalJson } from '../shared/crypto.js';
 import type { Clock } from '../shared/clock.js';
 import { AppError, isAppError } from '../shared/errors.js';
 import type { IdGenerator } from '../shared/ids.js';
@@ -18,12 +18,12 @@ import type { Logger } from '../shared/logger.js';
 import type { Db, ImportRun } from '../storage/index.js';
 import type { SuppressionKey } from '../consent/index.js';
 import { findTopicBySlug } from '../topics/index.js';
-import { unwrapContactKey, type MasterKey } from './contact-keys.js';
+import type { MasterKey } from './contact-keys.js';
 import { commitBatch, zeroCounters, type Batch, type ImportCounters, type RunContext } from './import-batch.js';
 import { parseMapOption, resolveColumns, type MapOverrides } from './import-mapping.js';
 import { declaredEvidenceNote, readRow, parseStatus, type DeclaredStatus, type RowContext } from './import-row.js';
 import { describeFile, openCsv, parseDelimiter, parseEncoding, readFileBytes, type CsvSource } from './import-source.js';
-import { completeImportRun, findImportRows, findImportRun, findWrappedKeys, insertImportRun } from './import.repository.js';
+import { completeImportRun, findImportRows, findImportRun, insertImportRun } from './import.repository.js';
 
 export interface ImportDeps {
   db: Db;

@@ -129,15 +129,6 @@ export function retryDecision(
   return { status: 'queued', nextAttemptAt: new Date(input.now.getTime() + delay) };
 }
 
-/** Records an accepted message. */
-export async function markSent(
-  deps: Pick<ClaimDeps, 'db'>,
-  input: { delivery: ClaimedDelivery; messageId: string; now: Date },
-): Promise<boolean> {
-  const [recorded] = await markSentMany(deps, { marks: [{ delivery: input.delivery, messageId: input.messageId, sentAt: input.now }], now: input.now });
-  return recorded!;
-}
-
 /**
  * Records many accepted messages at once (one statement per 500); returns,
  * for each input in order, whether its row was still claimed and is now sent.

@@ -7,7 +7,7 @@ import { campaignStatus, createCampaign, pauseCampaign, resumeCampaign, startCam
 import { fixedClock, systemClock } from '../shared/clock.js';
 import { newId } from '../shared/ids.js';
 import { openStorage, type Db, type Storage } from '../storage/index.js';
-import { claimBatch, markPermanent, markSent, markTransient, type ClaimDeps, type ClaimedDelivery } from './claim.service.js';
+import { claimBatch, markPermanent, markSentMany, markTransient, type ClaimDeps, type ClaimedDelivery } from './claim.service.js';
 import { claimRows, findClaimableCampaignIds } from './claim.repository.js';
 import { createMemoryTransport } from './memory-transport.js';
 import { runWorker } from './worker.js';
@@ -70,7 +70,7 @@ for (const target of await databaseTargets()) {
       const first = await claimBatch(deps, { campaignId: campaign.id, workerId: 'w1', batchSize: 2, leaseMs: 60_000, now: at(0) });
       assert.equal(first.length, 2);
       for (const d of first) assert.equal(d.address, `${d.contactId}@example.org`);
-      for (const d of first) assert.equal(await markSent(deps, { delivery: d, messageId: `<${d.contactId}@test>`, now: at(1) }), true);
+      assert.deepEqual(await markSentMany(deps, { marks: first.map((d) => ({ delivery: d, messageId: `<${d.contactId}@test>`, sentAt: at(1) })), now: at(1) }), first.map(() => true));
       const rest = campaign.contacts.filter((c) => !ids(first).includes(c));
       const [withdrawn, suppressed] = [rest[0]!, rest[1]!];
       await record(db, withdrawn, (await db.selectFrom('campaigns').select('topic_id').where('id', '=', campaign.id).executeTakeFirstOrThrow()).topic_id, 'withdrawn');
@@ -78,7 +78,7 @@ for (const target of await databaseTargets()) {
       await db.updateTable('contacts').set({ address: null, match_key: null, erased_at: at(1).toISOString() }).where('id', '=', rest[3]!).execute();
       const later = await claimBatch(deps, { campaignId: campaign.id, workerId: 'w1', batchSize: 10, leaseMs: 60_000, now: at(2) });
       assert.deepEqual(ids(later), [rest[2]!]);
-      await markSent(deps, { delivery: later[0]!, messageId: '<late@test>', now: at(3) });
+      await markSentMany(deps, { marks: [{ delivery: later[0]!, messageId: '<late@test>', sentAt: at(3) }], now: at(3) });
       const rows = await rowsOf(db, campaign.id);
       assert.deepEqual(rows.map((r) => r.contact_id), campaign.contacts, 'one delivery per confirmed contact, nobody else');
       const byId = new Map(rows.map((r) => [r.contact_id, r]));
@@ -159,7 +159,7 @@ for (const target of await databaseTargets()) {
       const retry = await claimBatch(deps, { campaignId: campaign.id, workerId: 'w', batchSize: 10, leaseMs: 60_000, now: at(1000) });
       assert.deepEqual(ids(retry), [one!.contactId]);
       assert.equal(retry[0]!.attempts, 1);
-      await markSent(deps, { delivery: retry[0]!, messageId: '<m@test>', now: at(1001) });
+      await markSentMany(deps, { marks: [{ delivery: retry[0]!, messageId: '<m@test>', sentAt: at(1001) }], now: at(1001) });
       const rows = new Map((await rowsOf(db, campaign.id)).map((r) => [r.contact_id, r]));
       assert.deepEqual([rows.get(one!.contactId)!.status, rows.get(one!.contactId)!.attempts, rows.get(one!.contactId)!.message_id], ['sent', 2, '<m@test>']);
       assert.deepEqual([rows.get(two!.contactId)!.status, rows.get(two!.contactId)!.error], ['failed', '550 no such user']);
