@@ -39,26 +39,17 @@ function bareAddress(from: string): string {
 /**
  * What a template may print about a recipient beyond the address: names
  * (sealed; opened here) and language. The worker prefetches a claimed batch
- * in one query; a lookup that was not prefetched is batched with the others
- * made in the same turn of the event loop.
+ * in one query; a recipient that was not prefetched (a preview, a failed
+ * prefetch) is looked up alone.
  */
 export function createRecipientLoader(deps: RendererDeps): {
   (contactId: string): Promise<Recipient>;
   prefetch(contactIds: readonly string[]): void;
 } {
   const ahead = new Map<string, Promise<Recipient>>();
-  let waiting: Map<string, { resolve: (r: Recipient) => void; reject: (e: unknown) => void }[]> | undefined;
   const fetch = async (ids: string[]): Promise<Map<string, Recipient>> => {
     const [locales, names] = await Promise.all([findContactLocales(deps.db, ids), readContactNames(deps.db, deps.masterKeys, ids)]);
     return new Map(ids.map((id) => [id, { locale: locales.get(id) ?? null, first_name: names.get(id)?.first_name ?? null, last_name: names.get(id)?.last_name ?? null }]));
-  };
-  const flush = async (batch: NonNullable<typeof waiting>) => {
-    try {
-      const found = await fetch([...batch.keys()]);
-      for (const [id, callers] of batch) for (const caller of callers) caller.resolve(found.get(id)!);
-    } catch (error) {
-      for (const callers of batch.values()) for (const caller of callers) caller.reject(error);
-    }
   };
   const load = (contactId: string): Promise<Recipient> => {
     const prefetched = ahead.get(contactId);
@@ -66,18 +57,7 @@ export function createRecipientLoader(deps: RendererDeps): {
       ahead.delete(contactId);
       return prefetched;
     }
-    return new Promise((resolve, reject) => {
-      if (waiting === undefined) {
-        const batch = (waiting = new Map());
-        setImmediate(() => {
-          waiting = undefined;
-          void flush(batch);
-        });
-      }
-      const callers = waiting.get(contactId) ?? [];
-      callers.push({ resolve, reject });
-      waiting.set(contactId, callers);
-    });
+    return fetch([contactId]).then((found) => found.get(contactId)!);
   };
   const prefetch = (contactIds: readonly string[]) => {
     const ids = [...new Set(contactIds)].filter((id) => !ahead.has(id));
