@@ -173,7 +173,7 @@ describe('campaign messages (EML-01, EML-02, EML-03, EML-08)', () => {
     assert.ok(body.split('\r\n').every((line) => line.length <= 76), 'quoted-printable lines of at most 76 characters');
     assert.doesNotMatch(body, /^From /m);
     assert.deepEqual(await verifyDkim(split.raw, 'brisbane', ED_PEM), ['pass']);
-    // A second recipient of the same shape reuses the encoded statics and still decodes exactly.
+    // A second recipient of the same shape (its statics encoded once already) still decodes exactly.
     const parsed = await simpleParser(other(builder).raw);
     assert.equal(parsed.text, 'Dear Al \nFrom the team\n');
   });

@@ -1,7 +1,8 @@
 /**
  * insertMany on every database: rows split over several statements at the
  * parameter bound, values kept exactly (nulls, numbers, text with quotes),
- * the conflict clause applied, and the same statement text reused.
+ * the conflict clause applied, and full statements of one shape sent as the
+ * same SQL text (what SQLite's statement cache in database.ts keys on).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +24,25 @@ for (const target of await databaseTargets()) {
       const db = database.storage.db;
       const values: unknown[] = [];
       for (let row = 1; row <= 2345; row++) values.push('i', row, row * 2, row % 7 === 0 ? 'it\'s "quoted"' : 'plain', row % 3 === 0 ? '' : `d${row}`);
-      await db.transaction().execute((trx) => insertMany(trx, { table: 'import_rows', columns: ['import_id', 'row', 'line', 'reason', 'detail'] }, values));
+      const sent: { sql: string; parameters: number }[] = [];
+      await db.transaction().execute((trx) => {
+        const watched = new Proxy(trx, {
+          get(target, property) {
+            if (property === 'executeQuery') {
+              return (query: { sql: string; parameters: readonly unknown[] }) => {
+                sent.push({ sql: query.sql, parameters: query.parameters.length });
+                return target.executeQuery(query as never);
+              };
+            }
+            const value = Reflect.get(target, property) as unknown;
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        return insertMany(watched, { table: 'import_rows', columns: ['import_id', 'row', 'line', 'reason', 'detail'] }, values);
+      });
+      // 500 rows a statement: four full ones with one text, then the 345-row tail.
+      assert.deepEqual(sent.map((q) => q.parameters), [2500, 2500, 2500, 2500, 1725]);
+      assert.equal(new Set(sent.slice(0, 4).map((q) => q.sql)).size, 1);
       const rows = await db.selectFrom('import_rows').selectAll().orderBy('row').execute();
       // Every row, so a slip at a statement boundary (rows 500/501, 1000/1001, …) shows.
       const expected = [];
