@@ -23,7 +23,7 @@ const T0 = new Date('2026-03-01T10:00:00.000Z');
 const T1 = new Date('2026-03-02T12:00:00.000Z');
 
 describe('merge rule (pure)', () => {
-  test('GDPR-21, Art. 7(3): the most restrictive state wins, an opt-out over everything; a merge never raises a state', () => {
+  test('GDPR-21, Art. 7(3): of two states the records hold, the most restrictive wins, an opt-out over everything: never the higher one', () => {
     // Rows: the kept record's state; columns: the other's. Every pair, both ways round.
     const states = ['withdrawn', 'lapsed', 'imported', 'requested', 'confirmed'];
     const expected: Record<string, string[]> = {
@@ -38,14 +38,17 @@ describe('merge rule (pure)', () => {
     assert.equal(winningState('confirmed', 'mystery'), 'mystery', 'an unknown state errs towards not sending');
   });
 
-  test('every topic of either record: a topic only one record holds keeps that state (no record is not an opt-out)', () => {
+  test('every topic of either record: a topic only one record holds keeps that state, its own double opt-in included (no record is not an opt-out)', () => {
     const kept = new Map([['a', 'confirmed'], ['b', 'imported'], ['c', 'lapsed']]);
-    const other = new Map([['a', 'withdrawn'], ['b', 'confirmed'], ['d', 'requested']]);
+    const other = new Map([['a', 'withdrawn'], ['b', 'confirmed'], ['d', 'requested'], ['e', 'confirmed']]);
     assert.deepEqual(mergeTopicStates(kept, other), [
       { topicId: 'a', before: 'confirmed', other: 'withdrawn', after: 'withdrawn' },
       { topicId: 'b', before: 'imported', other: 'confirmed', after: 'imported' },
       { topicId: 'c', before: 'lapsed', other: null, after: 'lapsed' },
       { topicId: 'd', before: null, other: 'requested', after: 'requested' },
+      // The person confirmed through the other address of the same mailbox; the
+      // kept record carries that confirmation, its evidence the original event (source_event).
+      { topicId: 'e', before: null, other: 'confirmed', after: 'confirmed' },
     ]);
   });
 
