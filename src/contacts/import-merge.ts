@@ -51,7 +51,7 @@ export interface MergeDecision {
 }
 
 /** Order of suppression reasons: a complaint or bounce cannot be lifted by a self-service opt-in, an unsubscribe can. */
-const severity: Record<RestrictiveStatus, number> = { unsubscribed: 1, bounced: 2, complained: 3 };
+export const severity: Readonly<Record<RestrictiveStatus, number>> = { unsubscribed: 1, bounced: 2, complained: 3 };
 
 /** States an import may set or keep adding evidence to; every other state stands (Art. 7(3), 21(3)). */
 const importable = new Set<string | null>([null, 'imported']);

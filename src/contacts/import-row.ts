@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { parseAddress } from './address.js';
+import { severity, type RestrictiveStatus } from './import-merge.js';
 import type { CsvRecord } from './import-csv.js';
 import type { ColumnMap } from './import-mapping.js';
 
@@ -129,7 +130,7 @@ export function readRow(record: CsvRecord, ctx: RowContext): ImportRow | RowNote
   // The --status default is already a status; a cell is read as a word.
   const stated = statusText !== null ? parseStatus(statusText) : columns.status === undefined ? ctx.defaultStatus : null;
   const markers = restrictiveMarkers(fields, columns);
-  const status = markers.length === 0 ? stated : mostRestrictive([...markers.map((m) => m.status), ...(stated !== null && stated in SEVERITY ? [stated] : [])]);
+  const status = markers.length === 0 ? stated : mostRestrictive([...markers.map((m) => m.status), ...(stated !== null && stated in severity ? [stated] : [])]);
   if (status === null) return note(ctx, record, 'unknown_status', statusText === null ? 'empty' : printable(statusText));
   if (status === 'not_subscribed') return note(ctx, record, 'not_subscribed', printable(declared ?? ''));
   return {
@@ -173,14 +174,10 @@ function restrictiveMarkers(fields: readonly string[], columns: ColumnMap): { st
   return out;
 }
 
-/**
- * The same order as the merge rule's (import-merge.ts): a complaint or a
- * bounce cannot be lifted by the person's own new opt-in, an unsubscribe can.
- */
-const SEVERITY: Readonly<Record<string, number>> = { unsubscribed: 1, bounced: 2, complained: 3 };
-
+/** The least liftable of the statuses, in the merge rule's order (complaint > bounce > unsubscribe). */
 function mostRestrictive(statuses: readonly DeclaredStatus[]): DeclaredStatus {
-  return statuses.reduce((best, s) => ((SEVERITY[s] ?? 0) > (SEVERITY[best] ?? 0) ? s : best));
+  const rank = (s: DeclaredStatus) => (s in severity ? severity[s as RestrictiveStatus] : 0);
+  return statuses.reduce((best, s) => (rank(s) > rank(best) ? s : best));
 }
 
 function note(ctx: RowContext, record: CsvRecord, reason: RowNote['reason'], detail = ''): RowNote {
