@@ -1,17 +1,17 @@
-/** Per-contact keys: the import's sealing opens like any sealed value, and its nonces and keys never repeat. */
+/** Per-contact keys and sealing: sealed values open only with their key and AAD, and nonces and keys never repeat. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { open, seal } from '../shared/crypto.js';
-import { createContactKey, openPersonal, sealFast, sealPersonal, unwrapContactKey } from './contact-keys.js';
+import { createContactKey, openPersonal, sealPersonal, unwrapContactKey } from './contact-keys.js';
 
 const master = [{ version: 2, key: Buffer.alloc(32, 9) }];
 
-test('sealFast writes what seal writes: open() reads it, with and without associated data, and a wrong AAD fails', () => {
+test('seal: open() reads it, with and without associated data; a wrong AAD or key fails', () => {
   const key = Buffer.alloc(32, 5);
-  assert.equal(open(key, sealFast(key, 'héllo', 'aad'), 'aad'), 'héllo');
-  assert.equal(open(key, sealFast(key, 'plain')), 'plain');
-  assert.throws(() => open(key, sealFast(key, 'x', 'one'), 'two'));
-  assert.equal(sealFast(key, 'same').length, seal(key, 'same').length, 'the same self-describing format');
+  assert.equal(open(key, seal(key, 'héllo', 'aad'), 'aad'), 'héllo');
+  assert.equal(open(key, seal(key, 'plain')), 'plain');
+  assert.throws(() => open(key, seal(key, 'x', 'one'), 'two'));
+  assert.throws(() => open(Buffer.alloc(32, 6), seal(key, 'x')));
 });
 
 test('keys and nonces come fresh for every call, across slab refills', () => {
@@ -19,7 +19,7 @@ test('keys and nonces come fresh for every call, across slab refills', () => {
   const keys = new Set<string>();
   const key = Buffer.alloc(32, 1);
   for (let i = 0; i < 12_000; i++) {
-    nonces.add(Buffer.from(sealFast(key, 'x').slice('enc:v1:'.length), 'base64url').subarray(0, 12).toString('hex'));
+    nonces.add(Buffer.from(seal(key, 'x').slice('enc:v1:'.length), 'base64url').subarray(0, 12).toString('hex'));
     keys.add(createContactKey(master, `c${i}`).key.toString('hex'));
   }
   assert.equal(nonces.size, 12_000);

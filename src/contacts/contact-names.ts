@@ -18,7 +18,7 @@ export interface ContactNames {
 
 /**
  * Bound into the sealed names, so names cannot be passed off as evidence or
- * the reverse. The import seals with it too (import-batch.ts).
+ * the reverse. The import seals names through sealContactNames too.
  */
 export const CONTACT_NAMES_AAD = 'contact_names';
 

@@ -17,7 +17,7 @@ import { canonicalJson } from '../shared/crypto.js';
 import { AppError } from '../shared/errors.js';
 import type { IdGenerator } from '../shared/ids.js';
 import type { Db, Tables } from '../storage/index.js';
-import { createContactKey, sealFast, sealPersonal, unwrapContactKey, type MasterKey, type PersonalData } from './contact-keys.js';
+import { createContactKey, sealPersonal, unwrapContactKey, type MasterKey, type PersonalData } from './contact-keys.js';
 import {
   encodeContext,
   importedEvidenceJson,
@@ -28,7 +28,7 @@ import {
   type EvidenceContext,
 } from './import-evidence.js';
 import type { RestrictiveStatus } from './import-merge.js';
-import { CONTACT_NAMES_AAD } from './contact-names.js';
+import { sealContactNames } from './contact-names.js';
 import { addressesOf, planBatch, type Plan } from './import-plan.js';
 import type { ImportRow, RowNote } from './import-row.js';
 import { contactColumns, findWrappedKeys, insertContactKeyValues, insertContactNameValues, insertContactValues, insertImportRows, readRowsDone, updateImportProgress } from './import.repository.js';
@@ -243,10 +243,8 @@ function draftPlan(writes: Writes, ctx: WriteContext, plan: Plan, storedKey: Buf
     const row = plan.rows[i]!;
     const outcome = decision.outcomes[i];
     if (outcome === 'imported') {
-      // The JSON that sealPersonal would make of { address, ip? } and { ip }, written out.
-      const j = JSON.stringify;
-      const personal = sealFast(key, row.optinIp === null ? `{"address":${j(row.address)}}` : `{"address":${j(row.address)},"ip":${j(row.optinIp)}}`);
-      const confirmPersonal = row.confirmIp === null ? null : sealFast(key, `{"ip":${j(row.confirmIp)}}`);
+      const personal = sealPersonal(key, row.optinIp === null ? { address: row.address } : { address: row.address, ip: row.optinIp });
+      const confirmPersonal = row.confirmIp === null ? null : sealPersonal(key, { ip: row.confirmIp });
       event('imported', run.topicId, importedEvidenceJson(ctx.encoded, row, { personal, confirmPersonal }));
     } else if (outcome === 'suppressed' && row.status !== 'subscribed') {
       const draft = event(suppressionOf[row.status].event, null, suppressionEvidenceJson(ctx.encoded, row, sealPersonal(key, { address: row.address })));
@@ -261,7 +259,7 @@ function draftPlan(writes: Writes, ctx: WriteContext, plan: Plan, storedKey: Buf
   // Names only for new people kept for re-permission; of a person who opted out no more is stored than needed (Art. 5(1)(c)).
   if (plan.contact || decision.suppressionRow !== null) return;
   const named = first.firstName !== null || first.lastName !== null ? first : plan.rows.find((r) => r.firstName !== null || r.lastName !== null);
-  if (named) writes.names.push(contactId, sealNames(key, named), at);
+  if (named) writes.names.push(contactId, sealContactNames(key, { first_name: named.firstName, last_name: named.lastName }), at);
 }
 
 /** Evidence keys of existing contacts, unwrapped. */
@@ -269,11 +267,6 @@ async function existingKeys(trx: Transaction<Tables>, deps: BatchDeps, contactId
   if (contactIds.length === 0) return new Map();
   const rows = await findWrappedKeys(trx, contactIds);
   return new Map(rows.map((r) => [r.contact_id, unwrapContactKey(deps.keys.masterKeys, r.contact_id, r.wrapped_key)]));
-}
-
-/** Names sealed like evidence, so erasing the contact's key erases them (Art. 17). */
-function sealNames(key: Buffer, row: ImportRow): string {
-  return sealFast(key, JSON.stringify({ first_name: row.firstName, last_name: row.lastName }), CONTACT_NAMES_AAD);
 }
 
 function add(a: ImportCounters, b: Partial<ImportCounters>): ImportCounters {

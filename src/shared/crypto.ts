@@ -2,13 +2,34 @@
  * Small, audited-primitive wrappers over node:crypto: AES-256-GCM sealing,
  * SHA-256, HMAC, and a canonical JSON encoding for hashing.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 const SEALED_PREFIX = 'enc:v1:';
 
+/**
+ * Random bytes handed out from slabs of 64 KiB filled by the CSPRNG: an
+ * import makes a key and several nonces per row, and one call per slab
+ * costs far less than one per nonce. Each byte is handed out once and a
+ * slab is never refilled (a used one is dropped), so no nonce or key
+ * repeats or aliases another.
+ */
+const SLAB = 64 * 1024;
+let slab = Buffer.alloc(0);
+let slabOffset = 0;
+
+export function randomSlice(length: number): Buffer {
+  if (slabOffset + length > slab.length) {
+    slab = randomFillSync(Buffer.allocUnsafeSlow(Math.max(SLAB, length)));
+    slabOffset = 0;
+  }
+  const out = slab.subarray(slabOffset, slabOffset + length);
+  slabOffset += length;
+  return out;
+}
+
 /** AES-256-GCM with a random 96-bit nonce; output is self-describing text. */
 export function seal(key: Buffer, plaintext: string, associatedData?: string): string {
-  const iv = randomBytes(12);
+  const iv = randomSlice(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   if (associatedData) cipher.setAAD(Buffer.from(associatedData, 'utf8'));
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
