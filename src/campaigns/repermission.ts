@@ -17,7 +17,7 @@ export const REPERMISSION_TEMPLATE = 'assent:repermission';
 /** The subject stored on the row, for listings; each mail's subject comes from the catalogue in the person's language. */
 export const REPERMISSION_SUBJECT = 'Do you still want to hear from us?';
 /** Evidence method of a `confirmed` event recorded from a re-permission link. */
-export const REPERMISSION_METHOD = 're_permission';
+export { REPERMISSION_METHOD } from '../consent/index.js';
 /** Evidence method of a `lapsed` event appended when the deadline passed. */
 export const LAPSE_METHOD = 're_permission_deadline';
 /** Contacts lapsed per ledger transaction: bounded memory and lock time whatever the audience size. */

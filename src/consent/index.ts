@@ -15,7 +15,7 @@ export {
   type ReceiptClaims,
   type ReceiptInput,
 } from './receipt.js';
-export { collectionMethodOf } from './receipt-method.js';
+export { CENTRE_METHOD, collectionMethodOf, REPERMISSION_METHOD } from './receipt-method.js';
 export { generateReceiptKey, receiptKeyFromJwk, publicKeySet, type ReceiptPrivateKey } from './receipt-keys.js';
 export { findStates } from './state.repository.js';
 export { checkGate } from './gate.service.js';

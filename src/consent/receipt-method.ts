@@ -6,17 +6,20 @@
  * the same method for the same event.
  */
 
+/** Evidence method of a confirmation by the click on a re-permission request. */
+export const REPERMISSION_METHOD = 're_permission';
+/** Evidence method of a request made in the person's own preference centre. */
+export const CENTRE_METHOD = 'preference_centre';
+
 /** A confirmation that answers a mail of ours directly: the `confirmed` event is its own request. */
 const DIRECT: Readonly<Record<string, string>> = {
-  // campaigns/repermission.ts REPERMISSION_METHOD: the click on a re-permission request.
-  re_permission: 're_permission_email_confirmation',
+  [REPERMISSION_METHOD]: 're_permission_email_confirmation',
 };
 
 /** A double opt-in: named after the `requested` event the confirmation link answered. */
 const BY_REQUEST: Readonly<Record<string, string>> = {
   web_form: 'web_form_double_opt_in',
-  // forms/resubscription.ts CENTRE_METHOD.
-  preference_centre: 'preference_centre_double_opt_in',
+  [CENTRE_METHOD]: 'preference_centre_double_opt_in',
 };
 
 /**

@@ -3,12 +3,12 @@
  * lift a person's own objection (DESIGN.md: "only a fresh, confirmed double
  * opt-in by that person lifts a suppression"), so its rules are narrow.
  */
-import { selfLiftableReasons, type SuppressionRow } from '../consent/index.js';
+import { CENTRE_METHOD, selfLiftableReasons, type SuppressionRow } from '../consent/index.js';
 
 export type { SuppressionRow };
 
 /** The method recorded on `requested` events made in the preference centre. */
-export const CENTRE_METHOD = 'preference_centre';
+export { CENTRE_METHOD } from '../consent/index.js';
 /** confirmation_tokens.form_id for requests that came from no form. */
 export const CENTRE_FORM_ID = 'preference-centre';
 
