@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { confirmRepermission, createRepermissionCampaign, inspectRepermission, mergeProbableDuplicates, runRepermissionJobs } from '../src/campaigns/index.js';
-import { readContactEvents, verifyLedger, withLedger } from '../src/consent/index.js';
+import { findSuppressions, lookupHashes, readContactEvents, verifyLedger, withLedger } from '../src/consent/index.js';
 import { createContactKey, findContactByMatchKey, findContactById, findMergedInto, insertContact, insertContactKey, keptContactOf, parseAddress } from '../src/contacts/index.js';
 import { importContacts } from '../src/contacts/import.service.js';
 import { AppError } from '../src/shared/errors.js';
 import { eraseContact, exportContactData, exportJsonSchema, validateJson } from '../src/dsr/index.js';
 import { addForm, requestTopicSubscription } from '../src/forms/index.js';
-import { loadCentre, resolveLink, signLinkToken, unsubscribeByLink, type PreferenceDeps } from '../src/preferences/index.js';
+import { loadCentre, objectToAll, resolveLink, signLinkToken, unsubscribeByLink, type PreferenceDeps } from '../src/preferences/index.js';
 import { addTopic, defaultConsentText } from '../src/topics/index.js';
 import { newId } from '../src/shared/ids.js';
 import type { Contact } from '../src/storage/index.js';
@@ -166,6 +166,15 @@ for (const target of await databaseTargets()) {
       assert.equal(request.evidence.personal?.ip, '203.0.113.7', 'B\'s sign-up evidence, opened with B\'s key');
       assert.ok(record.messages.system.some((m) => m.kind === 'confirmation'), 'the confirmation mail sent to B');
       assert.ok(!viaKept.consent_events.some((e) => stored.some((s) => s.id === e.id)), 'B\'s events are under B, not repeated under A');
+    });
+
+    test('GDPR-21: an objection named with B\'s id (a link read just before the merge names B) lands on A, resolved in the objection\'s own transaction', async () => {
+      assert.equal(await objectToAll(prefs(), { contactId: other.id, channel: 'preference_centre', ip: '198.51.100.4', userAgent: 'Browser' }), 'objected');
+      assert.deepEqual((await typesOf(kept.id)).filter((t) => t === 'objected'), ['objected']);
+      assert.deepEqual((await typesOf(other.id)).filter((t) => t === 'objected'), [], 'the merged-away record is not revived');
+      const hashes = lookupHashes(rt.runtime.secrets.suppressionKeys, kept.match_key!);
+      assert.ok((await findSuppressions(db(), hashes, [])).some((x) => x.scope === 'all' && x.reason === 'objected'));
+      for (const topic of Object.values(await statesOf(kept.id))) assert.notEqual(topic, 'confirmed');
     });
 
     test('GDPR-17: erasure asked through the merged-away record erases the person: the kept contact and every record merged into it; the ledger verifies', async () => {

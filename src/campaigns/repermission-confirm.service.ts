@@ -8,7 +8,7 @@
  */
 import type { Transaction } from 'kysely';
 import type { VersionedKey } from '../config/secrets.js';
-import { findContactById, findContactKey, keptContactOf, sealPersonal, unwrapContactKey } from '../contacts/index.js';
+import { findContactKey, findKeptContactById, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import {
   buildReceiptClaims,
   collectionMethodOf,
@@ -128,15 +128,14 @@ async function loadLink(deps: RepermissionDeps, db: Executor, token: string): Pr
   if (!verified.ok) return null;
   const { claims } = verified;
   if (claims.topicId === undefined || claims.campaignId === undefined) return null;
-  const [campaign, row, named] = await Promise.all([
-    findCampaign(db, claims.campaignId),
-    findRepermission(db, claims.campaignId),
-    findContactById(db, claims.contactId),
-  ]);
   // A request mailed before an operator merged this contact into another
   // answers for the kept one, where its `imported` state went; the
   // merged-away record is never revived.
-  const contact = named && (await keptContactOf(db, named));
+  const [campaign, row, contact] = await Promise.all([
+    findCampaign(db, claims.campaignId),
+    findRepermission(db, claims.campaignId),
+    findKeptContactById(db, claims.contactId),
+  ]);
   if (!contact || contact.erased_at || !contact.match_key) return null;
   const [topic] = await findTopicsByIds(db, [claims.topicId]);
   if (!topic || !row) return null;

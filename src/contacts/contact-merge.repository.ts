@@ -8,6 +8,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { AppError } from '../shared/errors.js';
 import type { Contact, Tables } from '../storage/index.js';
+import { findContactById } from './contact.repository.js';
 
 type Executor = Kysely<Tables> | Transaction<Tables>;
 
@@ -37,6 +38,17 @@ export async function findMergedInto(db: Executor, contactId: string): Promise<C
   if (row.id === null) throw brokenMergeChain(contactId, `merged into ${row.merged_into}, which is not stored`);
   const { merged_into: _into, ...contact } = row;
   return contact as Contact;
+}
+
+/**
+ * The contact that answers for the id: that contact, or the one at the end
+ * of its chain of merges; undefined when no such contact exists. Every path
+ * that acts on a contact named by a link, token or request resolves it here,
+ * inside its own transaction, so a merge committing meanwhile is seen.
+ */
+export async function findKeptContactById(db: Executor, contactId: string): Promise<Contact | undefined> {
+  const named = await findContactById(db, contactId);
+  return named && keptContactOf(db, named);
 }
 
 /** The contact that answers for `contact`: itself, or the end of its chain of merges. */

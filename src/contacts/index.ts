@@ -10,4 +10,4 @@ export {
 } from './contact.repository.js';
 export { createContactKey, unwrapContactKey, sealPersonal, openPersonal, type MasterKey, type PersonalData } from './contact-keys.js';
 export { readContactNames, sealContactNames, CONTACT_NAMES_AAD, type ContactNames } from './contact-names.js';
-export { finalMergeTargets, findMergedAwayInto, findMergedInto, keptContactOf } from './contact-merge.repository.js';
+export { finalMergeTargets, findKeptContactById, findMergedAwayInto, findMergedInto, keptContactOf } from './contact-merge.repository.js';

@@ -7,7 +7,7 @@
  * of consent are kept under a recorded retention justification; Art. 21(3)).
  */
 import type { Transaction } from 'kysely';
-import { findContactById, findMergedAwayInto, keptContactOf } from '../contacts/index.js';
+import { findContactById, findKeptContactById, findMergedAwayInto } from '../contacts/index.js';
 import { ALL_SCOPE, suppressContact, withLedger, type LedgerWriter } from '../consent/index.js';
 import type { Contact, Tables } from '../storage/index.js';
 import { AppError } from '../shared/errors.js';
@@ -38,10 +38,9 @@ export interface ErasureRequest {
 export async function eraseContact(deps: DsrDeps, request: ErasureRequest): Promise<{ erased: boolean }> {
   const now = deps.clock.now();
   const erased = await withLedger(deps.db, async (trx, ledger) => {
-    const named = await findContactById(trx, request.contactId);
-    if (!named) throw new AppError('not_found', 'No such contact');
     // Asked through a record merged into another: the person is the kept contact.
-    const contact = await keptContactOf(trx, named);
+    const contact = await findKeptContactById(trx, request.contactId);
+    if (!contact) throw new AppError('not_found', 'No such contact');
     const records = [contact];
     for (const id of await findMergedAwayInto(trx, contact.id)) {
       const merged = await findContactById(trx, id);

@@ -6,7 +6,7 @@
  * own addresses, so nothing of anyone else can slip in.
  */
 import type { Transaction } from 'kysely';
-import { findContactById, findContactKey, findMergedAwayInto, keptContactOf, readContactNames, unwrapContactKey } from '../contacts/index.js';
+import { findContactById, findContactKey, findKeptContactById, findMergedAwayInto, readContactNames, unwrapContactKey } from '../contacts/index.js';
 import { findStates, lookupHashes, readContactEvents } from '../consent/index.js';
 import { findTopicsByIds } from '../topics/index.js';
 import { AppError } from '../shared/errors.js';
@@ -27,10 +27,9 @@ export async function exportContactData(deps: DsrDeps, contactId: string): Promi
 }
 
 async function loadRows(deps: DsrDeps, trx: Transaction<Tables>, contactId: string): Promise<ExportRows> {
-  const named = await findContactById(trx, contactId);
-  if (!named) throw new AppError('not_found', 'No such contact');
   // Asked through a record merged into another: the person is the kept contact.
-  const contact = await keptContactOf(trx, named);
+  const contact = await findKeptContactById(trx, contactId);
+  if (!contact) throw new AppError('not_found', 'No such contact');
   const { key, state } = await contactKeyOf(deps, trx, contact);
   const events = await readContactEvents(trx, contact.id);
   const states = await findStates(trx, contact.id);

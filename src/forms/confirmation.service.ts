@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import { findContactById, findContactKey, keptContactOf, sealPersonal, unwrapContactKey } from '../contacts/index.js';
+import { findContactKey, findKeptContactById, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import {
   ALL_SCOPE,
   buildReceiptClaims,
@@ -34,7 +34,7 @@ export async function inspectConfirmation(deps: SignupDeps, token: string): Prom
   const row = await usableToken(deps, token);
   if (!row) return { valid: false };
   const topics = await findTopicsByIds(deps.db, JSON.parse(row.topic_ids) as string[]);
-  const contact = await answeringContact(deps.db, row.contact_id);
+  const contact = await findKeptContactById(deps.db, row.contact_id);
   if (!contact || contact.erased_at) return { valid: false };
   return { valid: true, topics: topics.map((t) => ({ slug: t.slug, name: t.name })), locale: contact.locale };
 }
@@ -58,7 +58,7 @@ export async function confirmSubscription(
   if (!row) return { confirmed: false };
   const outcome = await withLedger(deps.db, async (trx, ledger) => {
     if (!(await consumeToken(trx, row.id, now.toISOString()))) return null;
-    const contact = await answeringContact(trx, row.contact_id);
+    const contact = await findKeptContactById(trx, row.contact_id);
     if (!contact || contact.erased_at || !contact.match_key) return null;
     const topicIds = JSON.parse(row.topic_ids) as string[];
     const suppressions = await findSuppressionRows(trx, lookupHashes(deps.keys.suppressionKeys, contact.match_key), [ALL_SCOPE, ...topicIds]);
@@ -88,12 +88,6 @@ export async function confirmSubscription(
   if (!outcome) return { confirmed: false };
   const receiptsSent = await sendReceipts(deps, outcome);
   return { confirmed: true, topics: outcome.events.map((e) => e.topic_id!), receiptsSent };
-}
-
-/** The contact a token acts on: the one it was issued to, or the contact that one was merged into. */
-async function answeringContact(db: SignupDeps['db'] | Transaction<Tables>, contactId: string): Promise<Contact | undefined> {
-  const named = await findContactById(db, contactId);
-  return named && keptContactOf(db, named);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomToken } from '../shared/ids.js';
-import { findContactById, findContactKey, keptContactOf, sealPersonal, unwrapContactKey } from '../contacts/index.js';
+import { findContactKey, findKeptContactById, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import { findStates, findSuppressions, lookupHashes, withLedger } from '../consent/index.js';
 import { makeMessageId } from '../delivery/compose.js';
 import { findLatestConsentText, findTopicsByIds } from '../topics/index.js';
@@ -33,8 +33,7 @@ export async function requestTopicSubscription(deps: SignupDeps, input: Subscrip
   const token = randomToken();
   const messageId = makeMessageId(`confirm.${deps.newId()}`, mailDomain(deps));
   const outcome = await withLedger(deps.db, async (trx, ledger) => {
-    const named = await findContactById(trx, input.contactId);
-    const contact = named && (await keptContactOf(trx, named));
+    const contact = await findKeptContactById(trx, input.contactId);
     if (!contact || contact.erased_at !== null || !contact.match_key || !contact.address) return { contact: undefined, plan: null };
     const wanted = [...new Set(input.topicIds)];
     const suppressions = await findSuppressions(trx, lookupHashes(deps.keys.suppressionKeys, contact.match_key), wanted);

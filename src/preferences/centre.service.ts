@@ -1,4 +1,4 @@
-import { findContactById, keptContactOf } from '../contacts/index.js';
+import { findKeptContactById } from '../contacts/index.js';
 import { findEvent, findStates, findSuppressions, lookupHashes, readContactEvents, selfLiftableReasons } from '../consent/index.js';
 import { reissueReceipt, requestTopicSubscription, type SubscriptionRequestResult } from '../forms/index.js';
 import { findTopicBySlug } from '../topics/index.js';
@@ -22,8 +22,7 @@ export type ResolvedLink = { claims: LinkClaims; contact: Contact };
 export async function resolveLink(deps: PreferenceDeps, token: unknown, purpose: LinkPurpose): Promise<ResolvedLink | null> {
   const verified = verifyLinkToken(deps.linkKeys, token, purpose);
   if (!verified.ok) return null;
-  const named = await findContactById(deps.db, verified.claims.contactId);
-  const contact = named && (await keptContactOf(deps.db, named));
+  const contact = await findKeptContactById(deps.db, verified.claims.contactId);
   if (!contact || contact.erased_at !== null || !contact.match_key) return null;
   return { claims: verified.claims, contact };
 }

@@ -1,5 +1,5 @@
 import type { Transaction } from 'kysely';
-import { findContactById, findContactKey, sealPersonal, unwrapContactKey } from '../contacts/index.js';
+import { findContactKey, findKeptContactById, sealPersonal, unwrapContactKey } from '../contacts/index.js';
 import { ALL_SCOPE, findStates, findSuppressions, lookupHashes, suppressContact, withLedger, type Evidence } from '../consent/index.js';
 import type { Contact, Tables } from '../storage/index.js';
 import type { WithdrawalDeps } from './deps.js';
@@ -82,8 +82,9 @@ export async function objectToAll(deps: WithdrawalDeps, input: WithdrawalInput):
   });
 }
 
+/** The live contact that answers for the id, merges followed in the withdrawal's own transaction. */
 async function liveContact(trx: Transaction<Tables>, contactId: string): Promise<Contact | undefined> {
-  const contact = await findContactById(trx, contactId);
+  const contact = await findKeptContactById(trx, contactId);
   return contact && contact.erased_at === null ? contact : undefined;
 }
 
