@@ -9,7 +9,7 @@ import { databaseTargets, type TestDatabase } from '../../test/support/databases
 import { canonicalJson, sha256Hex } from '../shared/crypto.js';
 import { findContactById, insertContact } from '../contacts/index.js';
 import type { ConsentEventRow, Db } from '../storage/index.js';
-import { chainEncoded, chainEvent, GENESIS_HASH, type EventDraft } from './ledger.js';
+import { chainEvent, eventHashInput, GENESIS_HASH, type EventDraft } from './ledger.js';
 import { verifyLedger, withLedger } from './ledger.service.js';
 
 const T0 = Date.parse('2026-03-01T10:00:00.000Z');
@@ -111,7 +111,7 @@ for (const target of await databaseTargets()) {
       ]);
     });
 
-    test('appendEncoded (batch writers) stores the same chain and projection as append, in one call', async () => {
+    test('appendEncoded (batch writers) stores the same chain and projection as append; the hash the writer computes is the one verification recomputes', async () => {
       const other = await target.open();
       try {
         const encoded = drafts.map((d) => ({ ...d, occurredAt: d.occurredAt.toISOString(), evidence: canonicalJson(d.evidence) }));
@@ -119,7 +119,18 @@ for (const target of await databaseTargets()) {
         assert.deepEqual(await readRows(other.storage.db), rows);
         assert.deepEqual(await readStates(other.storage.db), await readStates(db));
         assert.deepEqual(await readHead(other.storage.db), [{ id: 1, seq: 5, hash: head }]);
-        assert.deepEqual(drafts.map((d, i) => chainEncoded(encoded[i]!, i === 0 ? { seq: 0, hash: GENESIS_HASH } : { seq: i, hash: rows[i - 1]!.hash })), rows.map((r) => chainEvent(drafts[Number(r.seq) - 1]!, { seq: Number(r.seq) - 1, hash: r.prev_hash })));
+        // The write path's hash input (written out for speed) and verification's (canonicalJson) agree, on awkward values too.
+        const awkward: EventDraft[] = [
+          { id: 'e"1\\', contactId: 'c\u2028ü', topicId: null, type: 'objected', occurredAt: new Date(0), evidence: { method: 'x', actor: 'a', note: 'quote " backslash \\ tab\t 😀', nested: { b: [1, null, 'z'], a: true } } },
+          ...drafts,
+        ];
+        let prev = { seq: 41, hash: 'f'.repeat(64) };
+        for (const draft of awkward) {
+          const row = chainEvent(draft, prev);
+          const { hash, ...unhashed } = row;
+          assert.equal(hash, sha256Hex(eventHashInput(unhashed)), draft.id);
+          prev = { seq: row.seq, hash };
+        }
       } finally {
         await other.cleanup();
       }

@@ -58,19 +58,17 @@ export function eventHashInput(row: Omit<ConsentEventRow, 'hash'>): string {
   });
 }
 
-/** Turns a draft into the row that follows `prev` in the chain. */
+/**
+ * Turns a draft into the row that follows `prev` in the chain: encoded, then
+ * chained as any encoded draft, so every write takes one path. Verification
+ * (`checkLink`) recomputes the hash from the stored row with
+ * `eventHashInput`, an encoding of its own, so a slip in either shows.
+ */
 export function chainEvent(draft: EventDraft, prev: { seq: number; hash: string }): ConsentEventRow {
-  const row = {
-    seq: prev.seq + 1,
-    id: draft.id,
-    contact_id: draft.contactId,
-    topic_id: draft.topicId,
-    type: draft.type,
-    occurred_at: draft.occurredAt.toISOString(),
-    evidence: canonicalJson(draft.evidence),
-    prev_hash: prev.hash,
-  };
-  return { ...row, hash: sha256Hex(eventHashInput(row)) };
+  return chainEncoded(
+    { id: draft.id, contactId: draft.contactId, topicId: draft.topicId, type: draft.type, occurredAt: draft.occurredAt.toISOString(), evidence: canonicalJson(draft.evidence) },
+    prev,
+  );
 }
 
 /**
@@ -87,7 +85,7 @@ export interface EncodedEventDraft {
   evidence: string;
 }
 
-/** `chainEvent` for an encoded draft: the same row and the same hash for the same event. */
+/** The row that follows `prev` for an encoded draft. */
 export function chainEncoded(draft: EncodedEventDraft, prev: { seq: number; hash: string }): ConsentEventRow {
   const seq = prev.seq + 1;
   const hash = sha256Hex(encodedHashInput(seq, draft, prev.hash));
