@@ -202,20 +202,42 @@ for (const target of await databaseTargets()) {
     let rt: TestRuntime;
     const db = () => rt.runtime.storage.db;
     const ids = { kept: newId(), other: newId() };
+    /** Contacts as an import leaves them: each with its key; `imported` for the newsletter on `importedIds`. */
+    const seedImported = async (addresses: readonly (readonly [string, string])[], importedIds: readonly string[], at: Date) => {
+      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
+      await withLedger(db(), async (trx, ledger) => {
+        for (const [id, address] of addresses) {
+          const parsed = parseAddress(address);
+          assert.ok(parsed.ok);
+          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: at.toISOString(), erased_at: null });
+          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: at.toISOString() });
+        }
+        await ledger.append(importedIds.map((id) => ({ id: newId(), contactId: id, topicId: topic.id, type: 'imported' as const, occurredAt: at, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } })));
+      });
+    };
+    /** The contact's state for the newsletter, if any. */
+    const stateOf = async (id: string) =>
+      (
+        await db()
+          .selectFrom('consent_states as s')
+          .innerJoin('topics as t', 't.id', 's.topic_id')
+          .select('s.state')
+          .where('s.contact_id', '=', id)
+          .where('t.slug', '=', 'newsletter')
+          .executeTakeFirst()
+      )?.state;
+    /** The request recorded as sent to the contact, as the worker records it. */
+    const recordSent = async (campaignId: string, contactId: string, at: Date) => {
+      await db().insertInto('deliveries').values({
+        campaign_id: campaignId, contact_id: contactId, status: 'sent', attempts: 1, next_attempt_at: at.toISOString(), updated_at: at.toISOString(),
+        sent_at: at.toISOString(), message_id: `<c.${campaignId}.${contactId}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
+      }).execute();
+    };
 
     before(async () => {
       rt = await startTestRuntime(target, { start: START });
-      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
       // As an import leaves them: B imported for the newsletter, A with no state yet.
-      await withLedger(db(), async (trx, ledger) => {
-        for (const [id, address] of [[ids.kept, KEPT], [ids.other, OTHER]] as const) {
-          const parsed = parseAddress(address);
-          assert.ok(parsed.ok);
-          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: START.toISOString(), erased_at: null });
-          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: START.toISOString() });
-        }
-        await ledger.append([{ id: newId(), contactId: ids.other, topicId: topic.id, type: 'imported', occurredAt: START, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } }]);
-      });
+      await seedImported([[ids.kept, KEPT], [ids.other, OTHER]], [ids.other], START);
     });
     after(async () => {
       await rt?.close();
@@ -240,29 +262,15 @@ for (const target of await databaseTargets()) {
     });
 
     test('unanswered until the deadline: the kept contact lapses, though the request went to the merged-away record', async () => {
-      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
       const deps = { db: db(), clock: rt.clock, newId };
       const pair = { kept: newId(), other: newId() };
       const now = rt.clock.now();
-      await withLedger(db(), async (trx, ledger) => {
-        for (const [id, address] of [[pair.kept, 'mary.jones@gmail.com'], [pair.other, 'maryjones+news@gmail.com']] as const) {
-          const parsed = parseAddress(address);
-          assert.ok(parsed.ok);
-          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: now.toISOString(), erased_at: null });
-          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: now.toISOString() });
-        }
-        await ledger.append([{ id: newId(), contactId: pair.other, topicId: topic.id, type: 'imported', occurredAt: now, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } }]);
-      });
+      await seedImported([[pair.kept, 'mary.jones@gmail.com'], [pair.other, 'maryjones+news@gmail.com']], [pair.other], now);
       const deadline = new Date(now.getTime() + 14 * DAY_MS);
       const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline, fromAddress: 'Example Ltd <news@assent.example.org>' });
       // The request went out to B, as the worker records it.
-      await db().insertInto('deliveries').values({
-        campaign_id: campaign.id, contact_id: pair.other, status: 'sent', attempts: 1, next_attempt_at: now.toISOString(), updated_at: now.toISOString(),
-        sent_at: now.toISOString(), message_id: `<c.${campaign.id}.${pair.other}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
-      }).execute();
+      await recordSent(campaign.id, pair.other, now);
       await mergeProbableDuplicates(deps, { keepId: pair.kept, otherId: pair.other });
-      const stateOf = async (id: string) =>
-        (await db().selectFrom('consent_states').select('state').where('contact_id', '=', id).where('topic_id', '=', topic.id).executeTakeFirst())?.state;
       assert.equal(await stateOf(pair.kept), 'imported');
       rt.clock.set(new Date(deadline.getTime() + 1000));
       const report = await runRepermissionJobs(deps, rt.clock.now());
@@ -273,30 +281,16 @@ for (const target of await databaseTargets()) {
     });
 
     test('unanswered until the deadline along a chain of merges (B into A, then A into C): C lapses', async () => {
-      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
       const deps = { db: db(), clock: rt.clock, newId };
       const now = rt.clock.now();
       const ids = { c: newId(), a: newId(), b: newId() };
       const addresses: [string, string][] = [[ids.c, 'chain.end@gmail.com'], [ids.a, 'chainend+a@gmail.com'], [ids.b, 'chain.end+b@gmail.com']];
-      await withLedger(db(), async (trx, ledger) => {
-        for (const [id, address] of addresses) {
-          const parsed = parseAddress(address);
-          assert.ok(parsed.ok);
-          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: now.toISOString(), erased_at: null });
-          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: now.toISOString() });
-        }
-        await ledger.append([{ id: newId(), contactId: ids.b, topicId: topic.id, type: 'imported', occurredAt: now, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } }]);
-      });
+      await seedImported(addresses, [ids.b], now);
       const deadline = new Date(now.getTime() + 14 * DAY_MS);
       const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline, fromAddress: 'Example Ltd <news@assent.example.org>' });
-      await db().insertInto('deliveries').values({
-        campaign_id: campaign.id, contact_id: ids.b, status: 'sent', attempts: 1, next_attempt_at: now.toISOString(), updated_at: now.toISOString(),
-        sent_at: now.toISOString(), message_id: `<c.${campaign.id}.${ids.b}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
-      }).execute();
+      await recordSent(campaign.id, ids.b, now);
       await mergeProbableDuplicates(deps, { keepId: ids.a, otherId: ids.b });
       await mergeProbableDuplicates(deps, { keepId: ids.c, otherId: ids.a });
-      const stateOf = async (id: string) =>
-        (await db().selectFrom('consent_states').select('state').where('contact_id', '=', id).where('topic_id', '=', topic.id).executeTakeFirst())?.state;
       assert.equal(await stateOf(ids.c), 'imported');
       rt.clock.set(new Date(deadline.getTime() + 1000));
       await runRepermissionJobs(deps, rt.clock.now());
@@ -305,33 +299,17 @@ for (const target of await databaseTargets()) {
     });
 
     test('the lapse goes on past a batch that found one person through two records: everyone unanswered lapses', async () => {
-      const topic = await db().selectFrom('topics').select('id').where('slug', '=', 'newsletter').executeTakeFirstOrThrow();
       const deps = { db: db(), clock: rt.clock, newId };
       const now = rt.clock.now();
       // X and Y are kept records (X sorts first); B1 was merged into X, B2 into Y. Requests went to X, B1 and B2.
       const ids = { x: `a${newId()}`, b1: newId(), y: `b${newId()}`, b2: newId() };
       const addresses: [string, string][] = [[ids.x, 'lapse.x@gmail.com'], [ids.b1, 'lapsex+one@gmail.com'], [ids.y, 'lapse.y@gmail.com'], [ids.b2, 'lapsey+two@gmail.com']];
-      await withLedger(db(), async (trx, ledger) => {
-        for (const [id, address] of addresses) {
-          const parsed = parseAddress(address);
-          assert.ok(parsed.ok);
-          await insertContact(trx, { id, address: parsed.address, match_key: parsed.matchKey, provider_key: parsed.providerKey, locale: 'en', created_at: now.toISOString(), erased_at: null });
-          await insertContactKey(trx, { contact_id: id, wrapped_key: createContactKey(rt.runtime.secrets.masterKeys, id).wrapped, created_at: now.toISOString() });
-        }
-        await ledger.append(addresses.map(([id]) => ({ id: newId(), contactId: id, topicId: topic.id, type: 'imported' as const, occurredAt: now, evidence: { method: 'import', actor: 'operator', source: 'legacy.csv' } })));
-      });
+      await seedImported(addresses, addresses.map(([id]) => id), now);
       const deadline = new Date(now.getTime() + 14 * DAY_MS);
       const { campaign } = await createRepermissionCampaign(deps, { topicSlug: 'newsletter', deadline, fromAddress: 'Example Ltd <news@assent.example.org>' });
-      for (const id of [ids.x, ids.b1, ids.b2]) {
-        await db().insertInto('deliveries').values({
-          campaign_id: campaign.id, contact_id: id, status: 'sent', attempts: 1, next_attempt_at: now.toISOString(), updated_at: now.toISOString(),
-          sent_at: now.toISOString(), message_id: `<c.${campaign.id}.${id}@test>`, consent_event_seq: null, lease_owner: null, lease_until: null, skip_reason: null, error: null,
-        }).execute();
-      }
+      for (const id of [ids.x, ids.b1, ids.b2]) await recordSent(campaign.id, id, now);
       await mergeProbableDuplicates(deps, { keepId: ids.x, otherId: ids.b1 });
       await mergeProbableDuplicates(deps, { keepId: ids.y, otherId: ids.b2 });
-      const stateOf = async (id: string) =>
-        (await db().selectFrom('consent_states').select('state').where('contact_id', '=', id).where('topic_id', '=', topic.id).executeTakeFirst())?.state;
       rt.clock.set(new Date(deadline.getTime() + 1000));
       // Batches of two: the first finds X directly and again through B1, so it holds one person, not two.
       const report = await runRepermissionJobs(deps, rt.clock.now(), { lapseBatch: 2 });
